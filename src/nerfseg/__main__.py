@@ -1,0 +1,3 @@
+from nerfseg.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,64 @@
+"""Voxel keys and the sorted-key voxel hash shared by the sparse convolution (kernel maps) and the
+NeRF head (trilinear lookups of voxel features).
+
+A voxel coordinate is (batch, x, y, z) integer grid indices (int32/int64). Spatial indices may be
+negative; each must lie in [-2**15, 2**15) and batch in [0, 2**15).
+"""
+
+from __future__ import annotations
+
+import torch
+
+_SPATIAL_BITS = 16
+_OFFSET = 1 << (_SPATIAL_BITS - 1)
+_MASK = (1 << _SPATIAL_BITS) - 1
+
+
+def pack_keys(coords: torch.Tensor) -> torch.Tensor:
+    """Pack (N, 4) integer coordinates [batch, x, y, z] into (N,) int64 keys.
+
+    Keys sort by batch first, then x, y, z, so a sorted key array groups each batch's voxels.
+    """
+    c = coords.to(torch.int64)
+    spatial = c[:, 1:] + _OFFSET
+    return (
+        (c[:, 0] << (3 * _SPATIAL_BITS))
+        | (spatial[:, 0] << (2 * _SPATIAL_BITS))
+        | (spatial[:, 1] << _SPATIAL_BITS)
+        | spatial[:, 2]
+    )
+
+
+def unpack_keys(keys: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`pack_keys`: (N,) int64 keys -> (N, 4) int64 coordinates [batch, x, y, z]."""
+    batch = keys >> (3 * _SPATIAL_BITS)
+    x = ((keys >> (2 * _SPATIAL_BITS)) & _MASK) - _OFFSET
+    y = ((keys >> _SPATIAL_BITS) & _MASK) - _OFFSET
+    z = (keys & _MASK) - _OFFSET
+    return torch.stack([batch, x, y, z], dim=1)
+
+
+class VoxelHash:
+    """Lookup table from voxel coordinates to row indices, built from sorted keys.
+
+    ``VoxelHash(coords)`` with coords (N, 4) unique voxel coordinates; ``lookup(query)`` with query
+    (M, 4) returns (M,) int64 row indices into ``coords``, -1 where the voxel is not present.
+    Works on any device (uses ``torch.sort`` and ``torch.searchsorted``).
+    """
+
+    def __init__(self, coords: torch.Tensor):
+        keys = pack_keys(coords)
+        self.sorted_keys, self.order = torch.sort(keys)
+        self.num_voxels = int(keys.numel())
+
+    def lookup_keys(self, query_keys: torch.Tensor) -> torch.Tensor:
+        """(M,) int64 keys -> (M,) int64 row indices, -1 where absent."""
+        if self.num_voxels == 0:
+            return torch.full_like(query_keys, -1)
+        pos = torch.searchsorted(self.sorted_keys, query_keys).clamp_(max=self.num_voxels - 1)
+        found = self.sorted_keys[pos] == query_keys
+        return torch.where(found, self.order[pos], torch.full_like(pos, -1))
+
+    def lookup(self, query: torch.Tensor) -> torch.Tensor:
+        """(M, 4) coordinates -> (M,) int64 row indices, -1 where absent."""
+        return self.lookup_keys(pack_keys(query))

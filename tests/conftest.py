@@ -1,0 +1,28 @@
+"""Shared test fixtures. The real sensor samples live in ../shared/data/real beside the repository."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO_ROOT.parent / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    """Folder of the real SemanticKITTI / nuScenes / KITTI samples (read-only)."""
+    if not REAL_DATA.is_dir():
+        pytest.fail(f"real samples not found at {REAL_DATA}: ../shared must lie beside the repository")
+    return REAL_DATA
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _few_threads():
+    """Keep torch to the machine's 2 cores and make runs repeatable."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return
+    torch.set_num_threads(2)
