@@ -1,0 +1,100 @@
+"""Fusion of rendered class distributions with class-agnostic masks into pixel pseudo-labels
+(DESIGN.md step 8). Pure torch functions, vectorised over masks with scatter-adds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nerfseg.data.sample import IGNORE_INDEX
+
+
+@dataclass
+class FusionConfig:
+    """Thresholds of :func:`fuse_pseudo_labels`.
+
+    Attributes:
+        tau_mask: a mask's pixels take its class where the mask's mean distribution peaks at >= tau_mask.
+        tau_pix: a pixel in no mask keeps its own argmax where its own distribution peaks at >= tau_pix.
+    """
+
+    tau_mask: float = 0.5
+    tau_pix: float = 0.9
+
+
+def fuse_pseudo_labels(
+    probs: torch.Tensor,
+    mask_ids: torch.Tensor,
+    tau_mask: float,
+    tau_pix: float,
+    valid: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pseudo-labels from a rendered class distribution and a mask-id image.
+
+    For each mask m: ``p̄_m`` = mean of ``P(u)`` over its (valid) pixels, ``c_m = argmax p̄_m``,
+    ``conf_m = max p̄_m``; pixels of m get ``c_m`` with confidence ``conf_m`` where ``conf_m >= tau_mask``.
+    Pixels in no mask get ``argmax P(u)`` with confidence ``max P(u)`` where ``max P(u) >= tau_pix``.
+    Every other pixel gets IGNORE_INDEX and confidence 0.
+
+    Args:
+        probs: (H, W, C) float class distribution per pixel (rows need not sum to 1, e.g. rays that hit
+            nothing render ~0).
+        mask_ids: (H, W) integer mask ids (any non-negative values, not necessarily consecutive); negative
+            = in no mask. Overlaps must already be resolved (one id per pixel).
+        tau_mask, tau_pix: thresholds in [0, 1].
+        valid: optional (H, W) bool; invalid pixels (e.g. not rendered) neither contribute to mask means
+            nor receive a label.
+    Returns:
+        labels: (H, W) int64 class ids in [0, C) or IGNORE_INDEX.
+        confidence: (H, W) float (dtype of probs) in [0, 1]; 0 where ignored.
+    """
+    if probs.ndim != 3 or mask_ids.shape != probs.shape[:2]:
+        raise ValueError(f"expected probs (H, W, C) and mask_ids (H, W), got {tuple(probs.shape)} and "
+                         f"{tuple(mask_ids.shape)}")
+    h, w, c = probs.shape
+    if c < 1:
+        raise ValueError("probs must have at least one class")
+    flat_p = probs.reshape(-1, c)
+    flat_ids = mask_ids.reshape(-1).to(device=probs.device, dtype=torch.int64)
+    ok = torch.ones_like(flat_ids, dtype=torch.bool) if valid is None else valid.reshape(-1).to(probs.device)
+    labels = torch.full((h * w,), IGNORE_INDEX, dtype=torch.int64, device=probs.device)
+    confidence = torch.zeros(h * w, dtype=probs.dtype, device=probs.device)
+
+    # Pixels in no mask: their own argmax where confident enough.
+    pix_conf, pix_class = flat_p.max(dim=1)
+    lone = ok & (flat_ids < 0)
+    keep = lone & (pix_conf >= tau_pix)
+    labels[keep] = pix_class[keep]
+    confidence[keep] = pix_conf[keep]
+
+    # Pixels in masks: the mask's mean distribution (scatter-add over compacted ids).
+    in_mask = ok & (flat_ids >= 0)
+    if in_mask.any():
+        unique_ids, slot = torch.unique(flat_ids[in_mask], return_inverse=True)
+        sums = torch.zeros(unique_ids.numel(), c, dtype=probs.dtype, device=probs.device)
+        sums.index_add_(0, slot, flat_p[in_mask])
+        counts = torch.bincount(slot, minlength=unique_ids.numel()).to(probs.dtype)
+        mask_conf, mask_class = (sums / counts[:, None]).max(dim=1)
+        pixel_conf, pixel_class = mask_conf[slot], mask_class[slot]
+        accepted = pixel_conf >= tau_mask
+        idx = in_mask.nonzero(as_tuple=True)[0][accepted]
+        labels[idx] = pixel_class[accepted]
+        confidence[idx] = pixel_conf[accepted]
+    return labels.reshape(h, w), confidence.reshape(h, w)
+
+
+def resize_mask_ids(mask_ids: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of a mask-id image to the teacher's render resolution.
+
+    Args:
+        mask_ids: (H, W) integer mask ids.
+        size: (h, w) target size in pixels.
+    Returns:
+        (h, w) mask ids of the same dtype: target pixel (i, j) takes the source pixel containing its centre.
+    """
+    h0, w0 = mask_ids.shape
+    h, w = size
+    rows = ((torch.arange(h, device=mask_ids.device) + 0.5) * (h0 / h)).floor().long().clamp_(0, h0 - 1)
+    cols = ((torch.arange(w, device=mask_ids.device) + 0.5) * (w0 / w)).floor().long().clamp_(0, w0 - 1)
+    return mask_ids[rows[:, None], cols[None, :]]
