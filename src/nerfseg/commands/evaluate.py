@@ -1,0 +1,62 @@
+"""`nerfseg evaluate`: score benchmark-format predictions with the official rules."""
+
+from __future__ import annotations
+
+import argparse
+
+EPILOG = """\
+Prediction layouts (the benchmarks' submission formats):
+  semantickitti / scribblekitti: PRED/sequences/SS/predictions/FFFFFF.label  (uint32 raw ids, one per point)
+  nuscenes:                      PRED/lidarseg/<split>/<lidar token>_lidarseg.bin  (uint8 classes 1..16)
+
+Scoring rules: SemanticKITTI as semantic-kitti-api evaluate_semantics.py (mIoU = mean over all 19
+classes, ignore excluded); nuScenes as nuscenes-devkit lidarseg (nanmean over the 16 classes).
+ScribbleKITTI is scored on the dense labels of sequence 08.
+
+examples:
+  nerfseg evaluate --dataset semantickitti --data /data/semantickitti --predictions runs/sup/pred
+  nerfseg evaluate --dataset nuscenes --data /data/nuscenes --version v1.0-mini \\
+      --predictions runs/nus/pred --split val --json runs/nus/val_scores.json
+"""
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="score benchmark-format predictions (per-class IoU, mIoU, accuracy)",
+        description="Score prediction files against a dataset's labels as the official evaluators do.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        choices=["semantickitti", "scribblekitti", "nuscenes"],
+        help="dataset kind",
+    )
+    parser.add_argument("--data", required=True, metavar="ROOT", help="dataset root folder")
+    parser.add_argument("--predictions", required=True, metavar="PRED", help="prediction root folder")
+    parser.add_argument("--split", default="val", help="split to evaluate: val (default), train or test")
+    parser.add_argument("--version", default="v1.0-trainval", help="nuScenes version (default %(default)s)")
+    parser.add_argument("--json", metavar="OUT", help="also write the scores to this JSON file")
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from nerfseg.engine.evaluate import evaluate_predictions
+    from nerfseg.io_utils import atomic_write_text
+
+    scores, count = evaluate_predictions(
+        args.dataset, args.data, args.predictions, split=args.split, version=args.version,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    print(f"{args.dataset} {args.split}: {count} scans, {scores.rule} rule")
+    print(scores.format_table())
+    if args.json:
+        payload = {"dataset": args.dataset, "split": args.split, "num_scans": count, **scores.to_dict()}
+        atomic_write_text(args.json, json.dumps(payload, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
