@@ -8,10 +8,11 @@ import argparse
 import sys
 
 from nerfseg import __version__
+from nerfseg.commands import check_data, evaluate
 from nerfseg.errors import UserFacingError
 
 # Explicit list of command modules (no string registry); each adds itself with register(subparsers).
-COMMANDS: tuple = ()
+COMMANDS: tuple = (check_data, evaluate)
 
 DESCRIPTION = """\
 nerfseg: semi-supervised LiDAR semantic segmentation that learns from unlabeled scans through the
