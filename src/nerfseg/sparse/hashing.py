@@ -62,3 +62,17 @@ class VoxelHash:
     def lookup(self, query: torch.Tensor) -> torch.Tensor:
         """(M, 4) coordinates -> (M,) int64 row indices, -1 where absent."""
         return self.lookup_keys(pack_keys(query))
+
+
+def offset_key_deltas(offsets: torch.Tensor) -> torch.Tensor:
+    """(K, 3) integer spatial offsets [dx, dy, dz] -> (K,) int64 key deltas.
+
+    ``pack_keys(c) + delta == pack_keys(c + [0, dx, dy, dz])`` whenever both ``c`` and the shifted
+    coordinate lie inside the packable range, so neighbour keys come from one addition per voxel.
+    """
+    d = offsets.to(torch.int64)
+    return (d[:, 0] << (2 * _SPATIAL_BITS)) + (d[:, 1] << _SPATIAL_BITS) + d[:, 2]
+
+
+SPATIAL_LIMIT = _OFFSET
+"""Spatial voxel indices must lie in [-SPATIAL_LIMIT, SPATIAL_LIMIT) to be packed."""

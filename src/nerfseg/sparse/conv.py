@@ -1,0 +1,190 @@
+"""Sparse 3D convolutions as gather -> matmul -> index_add over a kernel map.
+
+For every kernel offset k the input rows of its pairs are gathered into a buffer, multiplied by the
+offset's (Cin, Cout) weight and added into the output rows. Work is chunked (``chunk_rows`` pairs at
+a time, reusing two preallocated buffers) so memory stays bounded and the buffers stay in cache; the
+identity offset of a submanifold convolution is one plain matmul. The backward pass re-gathers
+instead of storing gathered inputs. Only tensor ops are used, so the same code runs on CPU and CUDA.
+
+Weights are stored as (K, Cin, Cout): offset k of :func:`~nerfseg.sparse.kernel_map.cube_offsets`
+applies ``weight[k]``. Relation to dense convolutions (used by the tests): a submanifold conv equals
+``conv3d(padding=1)`` with ``dense_weight[:, :, kx, ky, kz] = weight[k].T`` read at the active
+voxels; the strided conv equals ``conv3d(kernel_size=2, stride=2)``; the transposed conv equals
+``conv_transpose3d(kernel_size=2, stride=2)`` with ``dense_weight[:, :, kx, ky, kz] = weight[k]``,
+read at the fine voxels it is asked for.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from nerfseg.sparse.kernel_map import KernelMap
+from nerfseg.sparse.tensor import SparseTensor
+
+DEFAULT_CHUNK_ROWS = 16384
+"""Pairs processed per gather/matmul/scatter step (measured in benchmarks/bench_sparse.py)."""
+
+
+def _chunks(kmap: KernelMap, chunk_rows: int):
+    """Yield (offset k, start, end) pair ranges of at most ``chunk_rows`` pairs."""
+    for k in range(kmap.num_offsets):
+        a, b = kmap.bounds[k], kmap.bounds[k + 1]
+        for s in range(a, b, chunk_rows):
+            yield k, s, min(s + chunk_rows, b)
+
+
+def _conv_forward(
+    feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, chunk_rows: int
+) -> torch.Tensor:
+    num_out, c_in, c_out = kmap.num_out, weight.shape[1], weight.shape[2]
+    out = feats.new_empty((num_out, c_out))
+    if kmap.identity_offset is not None:
+        torch.mm(feats, weight[kmap.identity_offset], out=out)
+    else:
+        out.zero_()
+    rows = min(chunk_rows, max(1, int(kmap.in_rows.numel())))
+    gathered = feats.new_empty((rows, c_in))
+    product = feats.new_empty((rows, c_out))
+    for k, s, e in _chunks(kmap, chunk_rows):
+        n = e - s
+        torch.index_select(feats, 0, kmap.in_rows[s:e], out=gathered[:n])
+        torch.mm(gathered[:n], weight[k], out=product[:n])
+        out.index_add_(0, kmap.out_rows[s:e], product[:n])
+    return out
+
+
+def _conv_backward(
+    grad_out: torch.Tensor,
+    feats: torch.Tensor,
+    weight: torch.Tensor,
+    kmap: KernelMap,
+    chunk_rows: int,
+    need_input: bool,
+    need_weight: bool,
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    c_in, c_out = weight.shape[1], weight.shape[2]
+    grad_in = torch.zeros_like(feats) if need_input else None
+    grad_w = torch.zeros_like(weight) if need_weight else None
+    k_id = kmap.identity_offset
+    if k_id is not None:
+        if grad_in is not None:
+            torch.mm(grad_out, weight[k_id].t(), out=grad_in)
+        if grad_w is not None:
+            torch.mm(feats.t(), grad_out, out=grad_w[k_id])
+    rows = min(chunk_rows, max(1, int(kmap.in_rows.numel())))
+    g_buf = grad_out.new_empty((rows, c_out))
+    x_buf = feats.new_empty((rows, c_in))
+    for k, s, e in _chunks(kmap, chunk_rows):
+        n = e - s
+        g = torch.index_select(grad_out, 0, kmap.out_rows[s:e], out=g_buf[:n])
+        if grad_w is not None:
+            x = torch.index_select(feats, 0, kmap.in_rows[s:e], out=x_buf[:n])
+            grad_w[k].addmm_(x.t(), g)
+        if grad_in is not None:
+            gx = torch.mm(g, weight[k].t(), out=x_buf[:n])
+            grad_in.index_add_(0, kmap.in_rows[s:e], gx)
+    return grad_in, grad_w
+
+
+class _SparseConvFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, feats, weight, kmap, chunk_rows):  # type: ignore[override]
+        feats = feats.contiguous()
+        ctx.save_for_backward(feats, weight)
+        ctx.kmap, ctx.chunk_rows = kmap, chunk_rows
+        return _conv_forward(feats, weight, kmap, chunk_rows)
+
+    @staticmethod
+    def backward(ctx, grad_out):  # type: ignore[override]
+        feats, weight = ctx.saved_tensors
+        grad_in, grad_w = _conv_backward(
+            grad_out.contiguous().to(feats.dtype), feats, weight, ctx.kmap, ctx.chunk_rows,
+            ctx.needs_input_grad[0], ctx.needs_input_grad[1],
+        )
+        return grad_in, grad_w, None, None
+
+
+def sparse_conv(
+    feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, chunk_rows: int = DEFAULT_CHUNK_ROWS
+) -> torch.Tensor:
+    """Apply a sparse convolution: ``out[o] = sum over pairs (i, o) of offset k of feats[i] @ weight[k]``.
+
+    Args:
+        feats: (M_in, Cin) float input features.
+        weight: (K, Cin, Cout) weights, K = ``kmap.num_offsets``.
+        kmap: the kernel map (pairs per offset).
+    Returns: (kmap.num_out, Cout) features. Differentiable in ``feats`` and ``weight``. Under autocast
+        both are cast to the autocast dtype (e.g. bf16 on CUDA) and the result has that dtype.
+    """
+    if weight.ndim != 3 or weight.shape[0] != kmap.num_offsets or weight.shape[1] != feats.shape[1]:
+        raise ValueError(
+            f"weight shape {tuple(weight.shape)} does not fit {kmap.num_offsets} offsets and "
+            f"{feats.shape[1]} input channels"
+        )
+    device_type = feats.device.type
+    dtype = feats.dtype
+    if torch.is_autocast_enabled(device_type):
+        dtype = torch.get_autocast_dtype(device_type)
+    with torch.autocast(device_type, enabled=False):
+        return _SparseConvFunction.apply(feats.to(dtype), weight.to(dtype), kmap, chunk_rows)
+
+
+def _init_weight(k: int, c_in: int, c_out: int) -> nn.Parameter:
+    """(K, Cin, Cout) weight, uniform with the fan-in bound of torch's conv default (1/sqrt(K*Cin))."""
+    bound = 1.0 / math.sqrt(k * c_in)
+    return nn.Parameter(torch.empty(k, c_in, c_out).uniform_(-bound, bound))
+
+
+class SubmanifoldConv3d(nn.Module):
+    """3x3x3 submanifold convolution: outputs on the input voxels, same stride. No bias (BN follows)."""
+
+    def __init__(self, in_channels: int, out_channels: int, bias: bool = False):
+        super().__init__()
+        self.weight = _init_weight(27, in_channels, out_channels)
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        kmap = x.cache.submanifold_map(x.coords, x.stride)
+        out = sparse_conv(x.feats, self.weight, kmap)
+        if self.bias is not None:
+            out = out + self.bias.to(out.dtype)
+        return x.replace(out)
+
+
+class DownConv3d(nn.Module):
+    """Strided convolution, kernel 2, stride 2: voxels at stride s -> voxels ``floor(c / 2)`` at 2s."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.weight = _init_weight(8, in_channels, out_channels)
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        down = x.cache.downsampling(x.coords, x.stride)
+        out = sparse_conv(x.feats, self.weight, down.kernel_map)
+        return SparseTensor(down.coarse_coords, out, 2 * x.stride, x.cache)
+
+
+class UpConv3d(nn.Module):
+    """Transposed convolution, kernel 2, stride 2: voxels at stride s -> the voxels the cache holds at s/2.
+
+    Each fine voxel ``c`` receives ``feats[parent] @ weight[c - 2 * parent]``; the fine voxel set is the
+    one a :class:`DownConv3d` (or ``cache.downsampling``) halved earlier, so decoder levels land exactly
+    on the encoder's voxels.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.weight = _init_weight(8, in_channels, out_channels)
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        fine_stride = x.stride // 2
+        if x.stride < 2 or fine_stride not in x.cache.down:
+            raise ValueError(f"no finer voxel set at stride {fine_stride} in the cache to up-sample onto")
+        down = x.cache.down[fine_stride]
+        fine_coords = x.cache.coords[fine_stride]
+        kmap = down.kernel_map.transposed(int(fine_coords.shape[0]))
+        out = sparse_conv(x.feats, self.weight, kmap)
+        return SparseTensor(fine_coords, out, fine_stride, x.cache)
