@@ -1,0 +1,119 @@
+"""Camera and LiDAR rays: real calibrations (KITTI object 000008, nuScenes keyframe) and analytic cases."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nerfseg.geometry.rays import camera_rays, lidar_rays, pixel_grid, pixel_rays
+
+
+def _distance_to_ray(points: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+    rel = points - origins
+    along = (rel * dirs).sum(dim=1, keepdim=True)
+    return torch.linalg.vector_norm(rel - along * dirs, dim=1), along.squeeze(1)
+
+
+def _check_rays_hit_points(points: np.ndarray, lidar_to_img: np.ndarray, K, lidar_to_cam, size):
+    """Project with the dataset's own lidar->image matrix, cast rays through the projections, measure."""
+    hom = np.concatenate([points, np.ones((points.shape[0], 1))], axis=1)
+    pix = hom @ lidar_to_img[:3].T
+    depth = pix[:, 2]
+    uv = pix[:, :2] / depth[:, None]
+    width, height = size
+    inside = (depth > 0.5) & (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
+    assert inside.sum() > 1000
+    origins, dirs = camera_rays(
+        torch.from_numpy(K), torch.from_numpy(lidar_to_cam), torch.from_numpy(uv[inside])
+    )
+    dist, along = _distance_to_ray(torch.from_numpy(points[inside]), origins, dirs)
+    assert float(dist.max()) < 1e-3  # within 1 mm
+    assert bool((along > 0).all())
+    np.testing.assert_allclose(torch.linalg.vector_norm(dirs, dim=1).numpy(), 1.0, atol=1e-12)
+    return origins
+
+
+def test_kitti_object_rays_pass_through_projected_points(real_data):
+    folder = real_data / "kitti_object_000008"
+    info = json.loads((folder / "000008.calib.json").read_text())["data_list"][0]
+    velo_to_cam = np.array(info["lidar_points"]["Tr_velo_to_cam"], dtype=np.float64)
+    rect = np.array(info["images"]["R0_rect"], dtype=np.float64)
+    p2 = np.array(info["images"]["CAM2"]["cam2img"], dtype=np.float64)[:3]  # (3, 4) P2
+    points = np.fromfile(folder / "000008.bin", dtype=np.float32).reshape(-1, 4)[:, :3].astype(np.float64)
+    # Independent reference: KITTI's own projection P2 @ R0_rect @ Tr_velo_to_cam.
+    lidar_to_img = p2 @ rect @ velo_to_cam
+    # Rays: intrinsics K = P2[:, :3], camera 2 = cam0 shifted by K^-1 P2[:, 3].
+    K = p2[:, :3]
+    shift = np.eye(4)
+    shift[:3, 3] = np.linalg.solve(K, p2[:, 3])
+    lidar_to_cam = shift @ rect @ velo_to_cam
+    origins = _check_rays_hit_points(points, lidar_to_img, K, lidar_to_cam, (1242, 375))
+    # KITTI rig: cameras about 0.27 m in front of the Velodyne (x forward), camera 2 ~6 cm to its left.
+    assert abs(float(origins[0, 0]) - 0.27) < 0.02 and abs(float(origins[0, 1]) - 0.06) < 0.02
+
+
+def test_nuscenes_rays_pass_through_projected_points(real_data):
+    folder = real_data / "nuscenes_keyframe"
+    info = json.loads(next(folder.glob("*.calib.json")).read_text())["data_list"][0]
+    lidar_file = next(folder.glob("*LIDAR_TOP*.pcd.bin"))
+    points = np.fromfile(lidar_file, dtype=np.float32).reshape(-1, 5)[:, :3].astype(np.float64)
+    for name in ("CAM_FRONT", "CAM_BACK_LEFT"):
+        cam = info["images"][name]
+        K = np.array(cam["cam2img"], dtype=np.float64)
+        lidar_to_cam = np.array(cam["lidar2cam"], dtype=np.float64)
+        lidar_to_img = np.eye(4)
+        lidar_to_img[:3, :3] = K
+        lidar_to_img = lidar_to_img @ lidar_to_cam
+        _check_rays_hit_points(points, lidar_to_img, K, lidar_to_cam, (1600, 900))
+
+
+def test_pixel_rays_go_through_pixel_centres():
+    K = torch.tensor([[500.0, 0, 320], [0, 400.0, 240], [0, 0, 1]], dtype=torch.float64)
+    lidar_to_cam = torch.eye(4, dtype=torch.float64)
+    lidar_to_cam[:3, :3] = torch.tensor(
+        [[0.0, -1, 0], [0, 0, -1], [1, 0, 0]]
+    )  # x fwd, y left, z up -> OpenCV
+    lidar_to_cam[:3, 3] = torch.tensor([0.1, -0.2, 0.3])
+    pixels = pixel_grid(640, 480, stride=7)
+    assert pixels.shape == (len(range(0, 480, 7)) * len(range(0, 640, 7)), 2)
+    assert pixels[1].tolist() == [7, 0] and pixels[len(range(0, 640, 7))].tolist() == [0, 7]
+    origins, dirs = pixel_rays(K, lidar_to_cam, pixels[:, 0], pixels[:, 1])
+    # Re-project a point 10 m along each ray: it must land on the pixel centre.
+    points = origins + 10.0 * dirs
+    cam = points @ lidar_to_cam[:3, :3].T + lidar_to_cam[:3, 3]
+    uv = (cam @ K.T)[:, :2] / cam[:, 2:]
+    np.testing.assert_allclose(uv.numpy(), pixels.double().numpy() + 0.5, atol=1e-9)
+    # Camera centre: -R^T t.
+    expected_centre = -(lidar_to_cam[:3, :3].T @ lidar_to_cam[:3, 3])
+    np.testing.assert_allclose(origins[0].numpy(), expected_centre.numpy(), atol=1e-12)
+    # The principal point's ray is the optical axis = LiDAR x.
+    _, axis = camera_rays(K, lidar_to_cam, torch.tensor([[320.0, 240.0]], dtype=torch.float64))
+    np.testing.assert_allclose(axis[0].numpy(), [1.0, 0.0, 0.0], atol=1e-12)
+
+
+def test_camera_rays_one_camera_per_ray_matches_single_camera():
+    K = torch.tensor([[300.0, 0, 100], [0, 300.0, 50], [0, 0, 1]], dtype=torch.float64)
+    poses = torch.eye(4, dtype=torch.float64).repeat(2, 1, 1)
+    poses[1, :3, 3] = torch.tensor([1.0, 2.0, 3.0])
+    uv = torch.tensor([[10.0, 20.0], [30.0, 40.0]], dtype=torch.float64)
+    origins, dirs = camera_rays(K.expand(2, 3, 3), poses, uv)
+    for i in range(2):
+        o, d = camera_rays(K, poses[i], uv[i : i + 1])
+        np.testing.assert_allclose(origins[i].numpy(), o[0].numpy())
+        np.testing.assert_allclose(dirs[i].numpy(), d[0].numpy())
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.tuples(*[st.floats(-80, 80, allow_nan=False)] * 3), min_size=1, max_size=20))
+def test_lidar_rays_reconstruct_points(coords):
+    points = torch.tensor(coords, dtype=torch.float64)
+    origins, dirs, ranges = lidar_rays(points)
+    assert torch.isfinite(dirs).all()
+    assert (origins == 0).all()
+    nonzero = ranges > 1e-6  # below min_range the direction is not normalised (but finite)
+    np.testing.assert_allclose((dirs * ranges[:, None])[nonzero].numpy(), points[nonzero].numpy(), atol=1e-9)
+    np.testing.assert_allclose(torch.linalg.vector_norm(dirs[nonzero], dim=1).numpy(), 1.0, atol=1e-9)
