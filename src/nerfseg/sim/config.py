@@ -1,0 +1,158 @@
+"""Typed configuration of the simulator (YAML-loadable): scene, LiDAR, cameras, ego motion, parallax."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nerfseg.errors import ConfigError
+
+
+@dataclass
+class LidarConfig:
+    """A rotating multi-beam LiDAR.
+
+    beams: number of lasers, spread linearly from ``fov_up_deg`` down to ``fov_down_deg`` (degrees).
+    azimuth_steps: firings per revolution (per beam). sweep_period_s: time of one revolution (seconds);
+    firings are spread over [t_ref - period/2, t_ref + period/2], azimuth pointing forward (+x) at t_ref.
+    range_noise_m: std of Gaussian range noise (metres). dropout: probability that a return is lost.
+    max_range_m / min_range_m: returns outside are dropped. remission_noise: std of remission noise.
+    deskew: True expresses every return exactly in the LiDAR frame at t_ref (ego motion removed);
+    False reports each return in the sensor frame at its own firing time (raw, motion-distorted scan).
+    """
+
+    beams: int = 64
+    azimuth_steps: int = 512
+    fov_up_deg: float = 2.0
+    fov_down_deg: float = -24.8
+    sweep_period_s: float = 0.1
+    range_noise_m: float = 0.02
+    dropout: float = 0.05
+    max_range_m: float = 80.0
+    min_range_m: float = 1.5
+    remission_noise: float = 0.03
+    deskew: bool = True
+    dynamic_time_slices: int = 16
+
+
+@dataclass
+class CameraConfig:
+    """The KITTI-like front camera (image_2). Intrinsics in pixels of a ``width`` x ``height`` image;
+    ``image_scale`` scales size and intrinsics together (e.g. 0.25 for tiny test data).
+    mount_*: camera centre (cam2) relative to the LiDAR origin in the LiDAR frame (x forward, y left, z up),
+    metres. time_offset_s: camera capture time minus LiDAR sweep reference time (seconds)."""
+
+    width: int = 1242
+    height: int = 375
+    fx: float = 721.5377
+    fy: float = 721.5377
+    cx: float = 609.5593
+    cy: float = 172.854
+    image_scale: float = 1.0
+    mount_forward_m: float = 0.27
+    mount_left_m: float = 0.06
+    mount_up_m: float = -0.08
+    time_offset_s: float = 0.05
+
+
+@dataclass
+class SceneConfig:
+    """Procedural street. Densities are per 100 m of road (both sides together)."""
+
+    lane_width_m: float = 3.5
+    sidewalk_width_m: float = 2.5
+    kerb_height_m: float = 0.15
+    parked_cars: float = 10.0
+    moving_cars: float = 8.0
+    trucks: float = 2.0
+    pedestrians: float = 10.0
+    cyclists: float = 3.0
+    bicycles: float = 3.0
+    trees: float = 14.0
+    poles: float = 8.0
+    signs: float = 4.0
+    bushes: float = 12.0
+    margin_m: float = 90.0
+
+
+@dataclass
+class NuScenesConfig:
+    """The nuScenes-like rig: 32-beam LiDAR at 20 Hz, keyframes every ``keyframe_interval_s``, 6 cameras
+    (1600x900 scaled by ``image_scale``)."""
+
+    beams: int = 32
+    azimuth_steps: int = 1084
+    fov_up_deg: float = 10.0
+    fov_down_deg: float = -30.0
+    sweep_period_s: float = 0.05
+    keyframe_interval_s: float = 0.5
+    image_scale: float = 0.5
+    version: str = "v1.0-mini"
+
+
+@dataclass
+class SimConfig:
+    """Everything the simulator needs. ``ego_speed_mps``: constant ego speed (metres per second);
+    ``frame_interval_s``: time between SemanticKITTI scans; ``no_parallax``: put the camera at the LiDAR
+    origin and capture at the sweep time (zero mount offset and time offset)."""
+
+    seed: int = 0
+    frames: int = 40
+    ego_speed_mps: float = 8.0
+    frame_interval_s: float = 0.1
+    no_parallax: bool = False
+    scribble_fraction: float = 0.08
+    jpeg_quality: int = 90
+    lidar: LidarConfig = field(default_factory=LidarConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    scene: SceneConfig = field(default_factory=SceneConfig)
+    nuscenes: NuScenesConfig = field(default_factory=NuScenesConfig)
+
+
+def _from_dict(cls, data: dict, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(fields))})")
+        default = getattr(cls(), key)
+        if dataclasses.is_dataclass(default):
+            kwargs[key] = _from_dict(type(default), value, f"{where}.{key}")
+        elif isinstance(default, bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"{where}.{key}: expected true/false, got {value!r}")
+            kwargs[key] = value
+        elif isinstance(default, (int, float)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
+            if isinstance(default, int) and not isinstance(default, bool) and float(value) != int(value):
+                raise ConfigError(f"{where}.{key}: expected an integer, got {value!r}")
+            kwargs[key] = type(default)(value)
+        else:
+            kwargs[key] = type(default)(value)
+    return cls(**kwargs)
+
+
+def sim_config_from_dict(data: dict, where: str = "config") -> SimConfig:
+    """Build a SimConfig from a (possibly partial) nested mapping; unknown keys raise ConfigError."""
+    return _from_dict(SimConfig, data or {}, where)
+
+
+def load_sim_config(path: str | Path) -> SimConfig:
+    """Read a YAML file (``yaml.safe_load``) into a SimConfig; errors name the file."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as err:
+        raise ConfigError(f"{path}: cannot read simulator config: {err}") from err
+    return sim_config_from_dict(data or {}, str(path))
+
+
+def sim_config_to_dict(config: SimConfig) -> dict:
+    """Plain nested dict of ``config`` (for writing next to the data)."""
+    return dataclasses.asdict(config)
