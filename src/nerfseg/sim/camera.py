@@ -54,8 +54,16 @@ def texture(points: np.ndarray, semantic: np.ndarray) -> np.ndarray:
     return factor
 
 
-def render(scene: Scene, static_caster: RayCaster, world_T_cam: np.ndarray, K: np.ndarray, width: int,
-           height: int, time: float, cam_dirs: np.ndarray | None = None) -> Rendering:
+def render(
+    scene: Scene,
+    static_caster: RayCaster,
+    world_T_cam: np.ndarray,
+    K: np.ndarray,
+    width: int,
+    height: int,
+    time: float,
+    cam_dirs: np.ndarray | None = None,
+) -> Rendering:
     """Render the scene at ``time`` seconds from the camera with pose ``world_T_cam`` (4, 4) and
     intrinsics ``K`` (3, 3) for a ``width`` x ``height`` image (pixel centres at (u + 0.5, v + 0.5)).
     ``cam_dirs``: the (H*W, 3) result of ``pixel_rays(K, width, height)`` when the caller caches it."""
@@ -65,8 +73,9 @@ def render(scene: Scene, static_caster: RayCaster, world_T_cam: np.ndarray, K: n
         cam_dirs = pixel_rays(K, width, height)
     world_dirs = cam_dirs @ world_T_cam[:3, :3].T
     origins = np.broadcast_to(world_T_cam[:3, 3], world_dirs.shape)
-    hits, mesh = cast_dynamic(scene, static_caster, origins, world_dirs, np.full(len(world_dirs), time),
-                              center=world_T_cam[:3, 3])
+    hits, mesh = cast_dynamic(
+        scene, static_caster, origins, world_dirs, np.full(len(world_dirs), time), center=world_T_cam[:3, 3]
+    )
     idx = np.nonzero(hits.hit)[0]
     sky = np.nonzero(~hits.hit)[0]
     tri = hits.triangle[idx]
@@ -89,4 +98,6 @@ def render(scene: Scene, static_caster: RayCaster, world_T_cam: np.ndarray, K: n
     depth[idx] = distance * cam_dirs[idx, 2]
     inst = np.zeros(width * height, np.int32)
     inst[idx] = mesh.instance[tri]
-    return Rendering(rgb, sem.reshape(height, width), depth.reshape(height, width), inst.reshape(height, width))
+    return Rendering(
+        rgb, sem.reshape(height, width), depth.reshape(height, width), inst.reshape(height, width)
+    )

@@ -68,13 +68,17 @@ class KittiRig:
 
 
 def kitti_rig(camera: CameraConfig, no_parallax: bool) -> KittiRig:
-    """The rig of ``camera``; with ``no_parallax`` the camera sits at the LiDAR origin with zero time offset."""
+    """The rig of ``camera``; ``no_parallax`` puts the camera at the LiDAR origin with zero time offset."""
     s = camera.image_scale
     K = np.array([[camera.fx * s, 0.0, camera.cx * s], [0.0, camera.fy * s, camera.cy * s], [0.0, 0.0, 1.0]])
-    mount = (0.0, 0.0, 0.0) if no_parallax else (camera.mount_forward_m, camera.mount_left_m, camera.mount_up_m)
+    mount = (
+        (0.0, 0.0, 0.0) if no_parallax else (camera.mount_forward_m, camera.mount_left_m, camera.mount_up_m)
+    )
     lidar_T_cam2 = rigid(CAM_FROM_LIDAR_AXES.T, mount)
     offset = 0.0 if no_parallax else camera.time_offset_s
-    return KittiRig(K, max(1, round(camera.width * s)), max(1, round(camera.height * s)), lidar_T_cam2, offset)
+    return KittiRig(
+        K, max(1, round(camera.width * s)), max(1, round(camera.height * s)), lidar_T_cam2, offset
+    )
 
 
 def _pose_line(m: np.ndarray) -> str:
@@ -94,8 +98,9 @@ def write_kitti_sequence(out: Path, seq: str, config: SimConfig, progress=None) 
     rig = kitti_rig(config.camera, config.no_parallax)
     times = np.arange(config.frames) * config.frame_interval_s
     travel = config.ego_speed_mps * (times[-1] + config.frame_interval_s if len(times) else 0.0)
-    scene = generate_scene(config.scene, np.random.default_rng([config.seed, seq_num, 0]), 0.0, travel,
-                           config.ego_speed_mps)
+    scene = generate_scene(
+        config.scene, np.random.default_rng([config.seed, seq_num, 0]), 0.0, travel, config.ego_speed_mps
+    )
     caster = RayCaster(scene.static)
     ego = EgoMotion(0.0, scene.ego_y, config.ego_speed_mps)
     ego_T_lidar = rigid(None, (0.0, 0.0, LIDAR_HEIGHT_M))
@@ -118,8 +123,9 @@ def write_kitti_sequence(out: Path, seq: str, config: SimConfig, progress=None) 
         scribbled = scribble_mask(scan.points[:, :3], scan.semantic, config.scribble_fraction, rng)
         atomic_write_bytes(folder / "velodyne" / f"{name}.bin", scan.points.astype(np.float32).tobytes())
         atomic_write_bytes(folder / "labels" / f"{name}.label", words.tobytes())
-        atomic_write_bytes(folder / "scribbles" / f"{name}.label", np.where(scribbled, words, 0).astype(np.uint32)
-                           .tobytes())
+        atomic_write_bytes(
+            folder / "scribbles" / f"{name}.label", np.where(scribbled, words, 0).astype(np.uint32).tobytes()
+        )
         atomic_write_bytes(folder / "image_2" / f"{name}.png", png_bytes(view.rgb))
         atomic_write_bytes(folder / "semantic_2" / f"{name}.png", png_bytes(view.semantic.astype(np.uint16)))
         atomic_write_bytes(folder / "depth_2" / f"{name}.png", png_bytes(depth_to_mm(view.depth)))

@@ -48,9 +48,15 @@ def beam_directions(config: LidarConfig) -> tuple[np.ndarray, np.ndarray, np.nda
     return dirs, a_idx, b_idx
 
 
-def cast_dynamic(scene: Scene, static_caster: RayCaster, origins: np.ndarray, directions: np.ndarray,
-                 times: np.ndarray, center: np.ndarray | None = None, radius: float = 150.0
-                 ) -> tuple[Hits, TriMesh]:
+def cast_dynamic(
+    scene: Scene,
+    static_caster: RayCaster,
+    origins: np.ndarray,
+    directions: np.ndarray,
+    times: np.ndarray,
+    center: np.ndarray | None = None,
+    radius: float = 150.0,
+) -> tuple[Hits, TriMesh]:
     """First hits of rays fired at ``times`` (R,) seconds (one time per ray; rays sharing a time are cast
     together against the moving objects at that time). Moving objects farther than ``radius`` metres from
     ``center`` (3,) are skipped. Returns the hits, with triangle ids indexing the returned mesh (static
@@ -66,14 +72,24 @@ def cast_dynamic(scene: Scene, static_caster: RayCaster, origins: np.ndarray, di
         dyn = scene.dynamic_at(float(t), center, radius)
         part = RayCaster(dyn).cast(origins[sel], directions[sel])
         merged = combine(Hits(hits.distance[sel], hits.triangle[sel], hits.normal[sel]), part, offset)
-        hits.distance[sel], hits.triangle[sel], hits.normal[sel] = merged.distance, merged.triangle, merged.normal
+        hits.distance[sel], hits.triangle[sel], hits.normal[sel] = (
+            merged.distance,
+            merged.triangle,
+            merged.normal,
+        )
         meshes.append(dyn)
         offset += dyn.num_triangles
     return hits, TriMesh.concat(meshes)
 
 
-def simulate_scan(scene: Scene, static_caster: RayCaster, world_T_lidar, t_ref: float, config: LidarConfig,
-                  rng: np.random.Generator) -> Scan:
+def simulate_scan(
+    scene: Scene,
+    static_caster: RayCaster,
+    world_T_lidar,
+    t_ref: float,
+    config: LidarConfig,
+    rng: np.random.Generator,
+) -> Scan:
     """Sweep the scene around reference time ``t_ref`` (seconds). ``world_T_lidar(times (K,)) -> (K, 4, 4)``
     gives the LiDAR pose at any time."""
     dirs, a_idx, b_idx = beam_directions(config)
@@ -87,8 +103,15 @@ def simulate_scan(scene: Scene, static_caster: RayCaster, world_T_lidar, t_ref: 
     poses = world_T_lidar(fire_time)  # (R, 4, 4)
     origins = poses[:, :3, 3]
     world_dirs = np.einsum("rij,rj->ri", poses[:, :3, :3], dirs)
-    hits, mesh = cast_dynamic(scene, static_caster, origins, world_dirs, slice_time,
-                              center=world_T_lidar(np.array([t_ref]))[0, :3, 3], radius=config.max_range_m + 20)
+    hits, mesh = cast_dynamic(
+        scene,
+        static_caster,
+        origins,
+        world_dirs,
+        slice_time,
+        center=world_T_lidar(np.array([t_ref]))[0, :3, 3],
+        radius=config.max_range_m + 20,
+    )
 
     rng_range = hits.distance + rng.normal(0.0, config.range_noise_m, hits.distance.shape)
     keep = hits.hit & (rng_range >= config.min_range_m) & (rng_range <= config.max_range_m)
@@ -107,5 +130,10 @@ def simulate_scan(scene: Scene, static_caster: RayCaster, world_T_lidar, t_ref: 
     remission = REMISSION_LUT[semantic] * (0.55 + 0.45 * cos_inc) * np.exp(-rng_kept / 250.0)
     remission = np.clip(remission + rng.normal(0.0, config.remission_noise, remission.shape), 0.0, 1.0)
     points = np.concatenate([xyz, remission[:, None]], 1).astype(np.float32)
-    return Scan(points, semantic.astype(np.int32), mesh.instance[tri].astype(np.int32), b_idx[idx].astype(np.int32),
-                fire_time[idx])
+    return Scan(
+        points,
+        semantic.astype(np.int32),
+        mesh.instance[tri].astype(np.int32),
+        b_idx[idx].astype(np.int32),
+        fire_time[idx],
+    )

@@ -30,8 +30,12 @@ class TriMesh:
 
     @staticmethod
     def empty() -> TriMesh:
-        return TriMesh(np.zeros((0, 3, 3), np.float32), np.zeros((0, 3), np.float32),
-                       np.zeros(0, np.int32), np.zeros(0, np.int32))
+        return TriMesh(
+            np.zeros((0, 3, 3), np.float32),
+            np.zeros((0, 3), np.float32),
+            np.zeros(0, np.int32),
+            np.zeros(0, np.int32),
+        )
 
     @staticmethod
     def concat(meshes: list[TriMesh]) -> TriMesh:
@@ -70,8 +74,20 @@ def place(tris: np.ndarray, position, yaw: float = 0.0) -> np.ndarray:
 
 
 _BOX_FACES = np.array(
-    [[0, 2, 1], [0, 3, 2], [4, 5, 6], [4, 6, 7], [0, 1, 5], [0, 5, 4],
-     [1, 2, 6], [1, 6, 5], [2, 3, 7], [2, 7, 6], [3, 0, 4], [3, 4, 7]]
+    [
+        [0, 2, 1],
+        [0, 3, 2],
+        [4, 5, 6],
+        [4, 6, 7],
+        [0, 1, 5],
+        [0, 5, 4],
+        [1, 2, 6],
+        [1, 6, 5],
+        [2, 3, 7],
+        [2, 7, 6],
+        [3, 0, 4],
+        [3, 4, 7],
+    ]
 )
 
 
@@ -79,8 +95,16 @@ def box(size, center=(0.0, 0.0, 0.0)) -> np.ndarray:
     """(12, 3, 3) triangles of an axis-aligned box with extents ``size`` (sx, sy, sz) around ``center``."""
     sx, sy, sz = (0.5 * np.asarray(size, np.float64)).tolist()
     corners = np.array(
-        [[-sx, -sy, -sz], [sx, -sy, -sz], [sx, sy, -sz], [-sx, sy, -sz],
-         [-sx, -sy, sz], [sx, -sy, sz], [sx, sy, sz], [-sx, sy, sz]]
+        [
+            [-sx, -sy, -sz],
+            [sx, -sy, -sz],
+            [sx, sy, -sz],
+            [-sx, sy, -sz],
+            [-sx, -sy, sz],
+            [sx, -sy, sz],
+            [sx, sy, sz],
+            [-sx, sy, sz],
+        ]
     ) + np.asarray(center, np.float64)
     return corners[_BOX_FACES]
 
@@ -91,7 +115,9 @@ def quad(x0: float, x1: float, y0: float, y1: float, z: float) -> np.ndarray:
     return corners[np.array([[0, 1, 2], [0, 2, 3]])]
 
 
-def cylinder(radius: float, height: float, segments: int = 10, axis: str = "z", center=(0.0, 0.0, 0.0)) -> np.ndarray:
+def cylinder(
+    radius: float, height: float, segments: int = 10, axis: str = "z", center=(0.0, 0.0, 0.0)
+) -> np.ndarray:
     """(4 * segments, 3, 3) closed cylinder. Axis ``z``: base at center.z, top at center.z + height;
     axis ``y``: centred on ``center`` with length ``height`` along y (wheels)."""
     angles = np.linspace(0.0, 2 * np.pi, segments + 1)

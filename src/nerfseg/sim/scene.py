@@ -34,8 +34,12 @@ class MovingObject:
     def at(self, time: float) -> TriMesh:
         """The object's TriMesh in the world frame at ``time`` seconds."""
         where = self.position + self.velocity * time
-        return TriMesh(place(self.local.vertices, where, self.yaw), self.local.colors, self.local.semantic,
-                       self.local.instance)
+        return TriMesh(
+            place(self.local.vertices, where, self.yaw),
+            self.local.colors,
+            self.local.semantic,
+            self.local.instance,
+        )
 
 
 @dataclass
@@ -54,8 +58,11 @@ class Scene:
         xy plane, or all), as one world-frame TriMesh."""
         chosen = self.moving
         if center is not None and np.isfinite(radius):
-            chosen = [m for m in self.moving
-                      if np.hypot(*(m.position[:2] + m.velocity[:2] * time - center[:2])) <= radius]
+            chosen = [
+                m
+                for m in self.moving
+                if np.hypot(*(m.position[:2] + m.velocity[:2] * time - center[:2])) <= radius
+            ]
         return TriMesh.concat([m.at(time) for m in chosen])
 
 
@@ -65,12 +72,26 @@ def _albedo(raw_id: int, rng: np.random.Generator, spread: float = 0.08) -> np.n
 
 
 CAR_PAINTS = np.array(
-    [[0.55, 0.08, 0.08], [0.12, 0.18, 0.45], [0.85, 0.85, 0.85], [0.08, 0.08, 0.09], [0.45, 0.47, 0.50],
-     [0.15, 0.35, 0.20], [0.70, 0.55, 0.20], [0.35, 0.10, 0.30]]
+    [
+        [0.55, 0.08, 0.08],
+        [0.12, 0.18, 0.45],
+        [0.85, 0.85, 0.85],
+        [0.08, 0.08, 0.09],
+        [0.45, 0.47, 0.50],
+        [0.15, 0.35, 0.20],
+        [0.70, 0.55, 0.20],
+        [0.35, 0.10, 0.30],
+    ]
 )
 FACADES = np.array(
-    [[0.72, 0.62, 0.50], [0.60, 0.35, 0.28], [0.80, 0.78, 0.72], [0.55, 0.55, 0.58], [0.78, 0.70, 0.45],
-     [0.45, 0.40, 0.38]]
+    [
+        [0.72, 0.62, 0.50],
+        [0.60, 0.35, 0.28],
+        [0.80, 0.78, 0.72],
+        [0.55, 0.55, 0.58],
+        [0.78, 0.70, 0.45],
+        [0.45, 0.40, 0.38],
+    ]
 )
 
 
@@ -114,10 +135,12 @@ def truck_mesh(rng: np.random.Generator, instance: int) -> TriMesh:
     cab = box((length * 0.25, 2.3, 2.2), (length * 0.36, 0.0, 0.5 + 1.1))
     wheels = [
         labeled(cylinder(0.5, 0.3, 8, axis="y", center=(sx * length, sy, 0.5)), TRUCK, instance, (0.05,) * 3)
-        for sx in (-0.35, 0.35) for sy in (-1.0, 1.0)
+        for sx in (-0.35, 0.35)
+        for sy in (-1.0, 1.0)
     ]
-    return TriMesh.concat([labeled(cargo, TRUCK, instance, cargo_color), labeled(cab, TRUCK, instance, cab_color),
-                           *wheels])
+    return TriMesh.concat(
+        [labeled(cargo, TRUCK, instance, cargo_color), labeled(cab, TRUCK, instance, cab_color), *wheels]
+    )
 
 
 def person_mesh(rng: np.random.Generator, raw_id: int, instance: int) -> TriMesh:
@@ -129,12 +152,17 @@ def person_mesh(rng: np.random.Generator, raw_id: int, instance: int) -> TriMesh
     legs = box((0.25, 0.35, 0.47 * height), (0.0, 0.0, 0.235 * height))
     torso = ellipsoid((0.16, 0.24, 0.2 * height), (0.0, 0.0, 0.66 * height), 4, 8)
     head = ellipsoid((0.11, 0.1, 0.12), (0.0, 0.0, height - 0.12), 4, 8)
-    return TriMesh.concat([labeled(legs, raw_id, instance, trousers), labeled(torso, raw_id, instance, shirt),
-                           labeled(head, raw_id, instance, np.clip(skin, 0.02, 1))])
+    return TriMesh.concat(
+        [
+            labeled(legs, raw_id, instance, trousers),
+            labeled(torso, raw_id, instance, shirt),
+            labeled(head, raw_id, instance, np.clip(skin, 0.02, 1)),
+        ]
+    )
 
 
 def bicycle_mesh(rng: np.random.Generator, raw_id: int, instance: int, rider: bool) -> TriMesh:
-    """A bicycle on z = 0 (x forward), optionally with its rider (same label, as SemanticKITTI's bicyclist)."""
+    """A bicycle on z = 0 (x forward), optionally with its rider (one label, as SemanticKITTI's bicyclist)."""
     frame_color = np.clip(rng.uniform(0.1, 0.9, 3), 0.02, 1)
     parts = [
         labeled(cylinder(0.34, 0.05, 10, axis="y", center=(sx, 0.0, 0.34)), raw_id, instance, (0.05,) * 3)
@@ -144,13 +172,16 @@ def bicycle_mesh(rng: np.random.Generator, raw_id: int, instance: int, rider: bo
     parts.append(labeled(box((0.06, 0.06, 0.5), (-0.15, 0.0, 0.6)), raw_id, instance, frame_color))
     if rider:
         person = person_mesh(rng, raw_id, instance)
-        person.vertices = (person.vertices * np.float32(0.8) + np.float32([[-0.1, 0.0, 0.55]])).astype(np.float32)
+        person.vertices = (person.vertices * np.float32(0.8) + np.float32([[-0.1, 0.0, 0.55]])).astype(
+            np.float32
+        )
         parts.append(person)
     return TriMesh.concat(parts)
 
 
-def generate_scene(config: SceneConfig, rng: np.random.Generator, x_start: float, x_end: float,
-                   ego_speed: float) -> Scene:
+def generate_scene(
+    config: SceneConfig, rng: np.random.Generator, x_start: float, x_end: float, ego_speed: float
+) -> Scene:
     """A street covering x in [x_start - margin, x_end + margin] (metres). The ego drives in the right
     lane (y < 0) towards +x at ``ego_speed`` m/s starting at x = x_start at time 0."""
     b = _Builder(rng)
@@ -180,7 +211,11 @@ def generate_scene(config: SceneConfig, rng: np.random.Generator, x_start: float
             is_bay = rng.random() < 0.55
             raw = PARKING if is_bay else ROAD
             y_a, y_b = sorted((side * road_half, side * (road_half + park_w)))
-            b.add(quad(x, min(x + seg, x1), y_a, y_b, 0.0), raw, (0.45, 0.42, 0.40) if is_bay else (0.33, 0.33, 0.35))
+            b.add(
+                quad(x, min(x + seg, x1), y_a, y_b, 0.0),
+                raw,
+                (0.45, 0.42, 0.40) if is_bay else (0.33, 0.33, 0.35),
+            )
             if is_bay:
                 bays.append((x, min(x + seg, x1)))
             x += seg
@@ -216,7 +251,10 @@ def generate_scene(config: SceneConfig, rng: np.random.Generator, x_start: float
                 b.add(box((width, 0.08, fh), (x + width / 2, verge_y - side * 0.3, fh / 2)), FENCE)
                 for _ in range(rng.integers(0, 3)):
                     r = rng.uniform(0.6, 1.4, 3)
-                    b.add(ellipsoid(r, (x + rng.uniform(0, width), verge_y - side * 1.2, r[2] * 0.7)), VEGETATION)
+                    b.add(
+                        ellipsoid(r, (x + rng.uniform(0, width), verge_y - side * 1.2, r[2] * 0.7)),
+                        VEGETATION,
+                    )
             x += width + rng.uniform(0.0, 6.0)
 
         # Trees (trunk + crown) and bushes on the verge.
@@ -240,8 +278,13 @@ def generate_scene(config: SceneConfig, rng: np.random.Generator, x_start: float
             h = rng.uniform(2.0, 2.6)
             b.add(cylinder(0.05, h, 6, center=(xp, pole_y, kerb)), POLE)
             plate = box((0.05, rng.uniform(0.5, 0.8), rng.uniform(0.5, 0.8)), (xp, pole_y, kerb + h + 0.3))
-            b.add(plate, SIGN, np.clip(np.asarray([[0.1, 0.25, 0.8], [0.8, 0.1, 0.1], [0.95, 0.85, 0.1]])
-                                       [rng.integers(3)], 0, 1))
+            b.add(
+                plate,
+                SIGN,
+                np.clip(
+                    np.asarray([[0.1, 0.25, 0.8], [0.8, 0.1, 0.1], [0.95, 0.85, 0.1]])[rng.integers(3)], 0, 1
+                ),
+            )
 
         # Parked cars and trucks in the bays.
         car_y = side * (road_half + park_w / 2)
@@ -255,8 +298,14 @@ def generate_scene(config: SceneConfig, rng: np.random.Generator, x_start: float
                     else:
                         mesh, L = car_mesh(rng, CAR, inst), 5.0
                     yaw = 0.0 if rng.random() < 0.5 else np.pi
-                    b.parts.append(TriMesh(place(mesh.vertices, (x + L / 2, car_y, 0.0), yaw), mesh.colors,
-                                           mesh.semantic, mesh.instance))
+                    b.parts.append(
+                        TriMesh(
+                            place(mesh.vertices, (x + L / 2, car_y, 0.0), yaw),
+                            mesh.colors,
+                            mesh.semantic,
+                            mesh.instance,
+                        )
+                    )
                     x += L + rng.uniform(0.8, 3.0)
                 else:
                     x += rng.uniform(3.0, 8.0)
@@ -268,20 +317,38 @@ def generate_scene(config: SceneConfig, rng: np.random.Generator, x_start: float
             if rng.random() < 0.5:
                 inst = b.instance()
                 mesh = person_mesh(rng, PERSON, inst)
-                b.parts.append(TriMesh(place(mesh.vertices, (xp, yp, kerb), rng.uniform(0, 2 * np.pi)),
-                                       mesh.colors, mesh.semantic, mesh.instance))
+                b.parts.append(
+                    TriMesh(
+                        place(mesh.vertices, (xp, yp, kerb), rng.uniform(0, 2 * np.pi)),
+                        mesh.colors,
+                        mesh.semantic,
+                        mesh.instance,
+                    )
+                )
             else:
                 inst = b.instance()
                 heading = 0.0 if rng.random() < 0.5 else np.pi
                 speed = rng.uniform(0.8, 1.6)
-                b.moving.append(MovingObject(person_mesh(rng, MOVING_PERSON, inst), np.array([xp, yp, kerb]),
-                                             heading, np.array([np.cos(heading) * speed, 0.0, 0.0])))
+                b.moving.append(
+                    MovingObject(
+                        person_mesh(rng, MOVING_PERSON, inst),
+                        np.array([xp, yp, kerb]),
+                        heading,
+                        np.array([np.cos(heading) * speed, 0.0, 0.0]),
+                    )
+                )
         for xp in rng.uniform(x0, x1, rng.poisson(config.bicycles * per_100 / 2)):
             inst = b.instance()
             mesh = bicycle_mesh(rng, BICYCLE, inst, rider=False)
             yb = walk_y - side * 0.6
-            b.parts.append(TriMesh(place(mesh.vertices, (xp, yb, kerb), rng.uniform(-0.3, 0.3)), mesh.colors,
-                                   mesh.semantic, mesh.instance))
+            b.parts.append(
+                TriMesh(
+                    place(mesh.vertices, (xp, yb, kerb), rng.uniform(-0.3, 0.3)),
+                    mesh.colors,
+                    mesh.semantic,
+                    mesh.instance,
+                )
+            )
 
     # Moving traffic: same direction as the ego ahead of / behind it (never reaching it), oncoming in the
     # left lane; cyclists along the edge lines.
@@ -293,7 +360,9 @@ def generate_scene(config: SceneConfig, rng: np.random.Generator, x_start: float
         if rng.random() < 0.5:  # oncoming
             speed = rng.uniform(5.0, 12.0)
             xs = rng.uniform(x0, x1 + speed * duration)
-            b.moving.append(MovingObject(mesh, np.array([xs, lane / 2, 0.0]), np.pi, np.array([-speed, 0, 0])))
+            b.moving.append(
+                MovingObject(mesh, np.array([xs, lane / 2, 0.0]), np.pi, np.array([-speed, 0, 0]))
+            )
         elif rng.random() < 0.7:  # ahead, a little faster than the ego
             speed = ego_speed + rng.uniform(0.3, 2.5)
             xs = x_start + rng.uniform(12.0, 60.0)
@@ -309,6 +378,12 @@ def generate_scene(config: SceneConfig, rng: np.random.Generator, x_start: float
         speed = rng.uniform(3.0, 6.0)
         heading = 0.0 if side < 0 else np.pi
         xs = rng.uniform(x0, x1)
-        b.moving.append(MovingObject(mesh, np.array([xs, side * (road_half - 0.45), 0.0]),
-                                     heading, np.array([np.cos(heading) * speed, 0.0, 0.0])))
+        b.moving.append(
+            MovingObject(
+                mesh,
+                np.array([xs, side * (road_half - 0.45), 0.0]),
+                heading,
+                np.array([np.cos(heading) * speed, 0.0, 0.0]),
+            )
+        )
     return Scene(TriMesh.concat(b.parts), b.moving, ego_y, x0, x1)

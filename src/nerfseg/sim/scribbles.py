@@ -6,8 +6,14 @@ from __future__ import annotations
 import numpy as np
 
 
-def scribble_mask(xyz: np.ndarray, semantic: np.ndarray, fraction: float, rng: np.random.Generator,
-                  stroke_width_m: float = 0.25, max_strokes: int = 4000) -> np.ndarray:
+def scribble_mask(
+    xyz: np.ndarray,
+    semantic: np.ndarray,
+    fraction: float,
+    rng: np.random.Generator,
+    stroke_width_m: float = 0.25,
+    max_strokes: int = 4000,
+) -> np.ndarray:
     """(N,) bool: the points a scribbler would label.
 
     xyz: (N, 3) metres; semantic: (N,) raw ids (0 = unlabeled, never scribbled). Each stroke starts at a
