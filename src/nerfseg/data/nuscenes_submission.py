@@ -1,0 +1,121 @@
+"""nuScenes-lidarseg prediction files in the challenge submission layout::
+
+    PRED/lidarseg/<split>/<lidar_sample_data_token>_lidarseg.bin   uint8 class index 1..16 per point
+    PRED/<split>/submission.json                                  {"meta": {"use_camera": ..., ...}}
+
+as the devkit's ``eval/lidarseg`` README and ``validate_submission.py`` define it (``<split>`` is the
+evaluation set: ``val``, ``test``, ``mini_val``, ...). Class index = train id + 1 (0 = ignore is never
+predicted). All files are written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nerfseg.data.labelmaps import NUSCENES
+from nerfseg.errors import DataError
+from nerfseg.io_utils import atomic_write_bytes, atomic_write_text
+
+
+@dataclass(frozen=True)
+class SubmissionMeta:
+    """The ``meta`` block of ``submission.json``: which inputs the method uses AT TEST TIME.
+
+    nerfseg's inference model uses LiDAR only (the cameras teach it during training only, which the
+    challenge rules allow in the lidar track), hence the defaults. Set ``use_external=True`` if training
+    used data from outside nuScenes (e.g. a SAM model trained on SA-1B masks).
+    """
+
+    use_camera: bool = False
+    use_lidar: bool = True
+    use_radar: bool = False
+    use_map: bool = False
+    use_external: bool = False
+
+
+def prediction_path(pred_root: str | Path, split: str, lidar_token: str) -> Path:
+    """``PRED/lidarseg/<split>/<lidar_token>_lidarseg.bin``."""
+    return Path(pred_root) / "lidarseg" / split / f"{lidar_token}_lidarseg.bin"
+
+
+def submission_json_path(pred_root: str | Path, split: str) -> Path:
+    """``PRED/<split>/submission.json``."""
+    return Path(pred_root) / split / "submission.json"
+
+
+def write_nuscenes_prediction(
+    pred_root: str | Path, split: str, lidar_token: str, train_ids: np.ndarray
+) -> Path:
+    """Write one sweep's predictions as a challenge ``_lidarseg.bin`` file, atomically.
+
+    Args:
+        pred_root: submission folder PRED.
+        split: evaluation set name (``val``, ``test``, ``mini_val``...).
+        lidar_token: the LIDAR_TOP key-frame sample_data token (``Sample.sample_id``).
+        train_ids: (N,) integer train ids in [0, 16), one per point of the sweep, in file order.
+    Returns:
+        the written path.
+    Raises:
+        ValueError: a train id outside [0, 16) (IGNORE_INDEX cannot be submitted).
+    """
+    train_ids = np.asarray(train_ids)
+    if train_ids.ndim != 1:
+        raise ValueError(f"train_ids must be 1-D (one per point), got shape {train_ids.shape}")
+    classes = NUSCENES.to_submission(train_ids).astype(np.uint8)
+    return atomic_write_bytes(prediction_path(pred_root, split, lidar_token), classes.tobytes())
+
+
+def write_nuscenes_submission_json(
+    pred_root: str | Path, split: str, meta: SubmissionMeta | None = None
+) -> Path:
+    """Write ``PRED/<split>/submission.json`` with the ``meta`` block the challenge asks for, atomically.
+
+    ``meta`` defaults to :class:`SubmissionMeta()` (LiDAR only at test time). Returns the written path.
+    """
+    meta = SubmissionMeta() if meta is None else meta
+    values = asdict(meta)
+    if not all(isinstance(value, bool) for value in values.values()):
+        raise ValueError(f"submission meta values must be booleans, got {values}")
+    return atomic_write_text(
+        submission_json_path(pred_root, split), json.dumps({"meta": values}, indent=2) + "\n"
+    )
+
+
+def read_nuscenes_prediction(
+    pred_root: str | Path, split: str, lidar_token: str, expected_count: int
+) -> np.ndarray:
+    """Read one sweep's predictions from a submission folder.
+
+    Args:
+        pred_root: submission folder PRED.
+        split: evaluation set name.
+        lidar_token: LIDAR_TOP key-frame sample_data token.
+        expected_count: the number of points of the sweep.
+    Returns:
+        (N,) int64 train ids in [0, 16) (class index - 1).
+    Raises:
+        DataError naming the file: missing, length != expected_count, or a value outside 1..16.
+    """
+    path = prediction_path(pred_root, split, lidar_token)
+    try:
+        classes = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DataError(path, "prediction file not found (every sweep of the split needs one)") from None
+    except OSError as err:
+        raise DataError(path, f"cannot read prediction file ({err.strerror})") from None
+    if classes.size != expected_count:
+        raise DataError(
+            path, f"has {classes.size} predictions but the point cloud has {expected_count} points"
+        )
+    bad = (classes < 1) | (classes > NUSCENES.num_classes)
+    if bad.any():
+        values = np.unique(classes[bad]).tolist()
+        raise DataError(
+            path,
+            f"{int(bad.sum())} prediction(s) outside the class indices 1..{NUSCENES.num_classes}: {values}",
+        )
+    return classes.astype(np.int64) - 1
