@@ -1,0 +1,230 @@
+"""The auxiliary NeRF head: rays -> samples -> field on the segmentor's sparse voxel features -> rendering.
+
+Only training uses it (camera rays for pseudo-label supervision, LiDAR rays for geometry); the inference model
+is the segmentor alone, so none of these weights are exported with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nerfseg.models.nerf.field import SemanticDensityField, VoxelGrid
+from nerfseg.models.nerf.renderer import render_class_distribution, render_depth_opacity, render_weights
+from nerfseg.models.nerf.sampler import (
+    band_edges,
+    bin_midpoints,
+    importance_edges,
+    merge_edges,
+    stratified_edges,
+)
+
+
+@dataclass
+class NerfConfig:
+    """Settings of the NeRF head (all ours: the seed paper gives none). Distances in metres.
+
+    Attributes:
+        enabled: whether training uses the head at all (read by the training engine).
+        near, far: the ray interval rendered for camera rays (LiDAR rays end at
+            ``range + lidar_surface_margin``).
+        samples_per_ray: stratified bins per ray. Samples in empty space cost one hash lookup and are skipped
+            by the MLP, so use enough bins that consecutive samples are about a voxel apart or closer
+            ((far - near) / samples_per_ray <= voxel size): thinner sampling can step over thin surfaces.
+        importance_samples: extra samples drawn from a first pass's weights (0 disables the second pass).
+        lidar_surface_samples: extra stratified bins within ``+-lidar_surface_margin`` of each LiDAR return.
+        pe_frequencies, pe_scale: positional encoding of the sample position (L frequencies, metres -> 1).
+        mlp_width, mlp_depth: the field MLP's hidden width and number of hidden layers.
+        density_bias: initial bias of the density output (softplus(-1) = 0.31 per metre).
+        lidar_rays_per_scan: LiDAR rays (points) drawn per scan and step for the geometry loss.
+        lambda_depth, lambda_opacity, lambda_sem: weights of the LiDAR-ray losses inside ``total``.
+        eps: the epsilon of P's normalisation and of the logarithms.
+        chunk_rays: rays rendered at once when rendering whole images (memory bound).
+    """
+
+    enabled: bool = False
+    near: float = 0.5
+    far: float = 60.0
+    samples_per_ray: int = 256
+    importance_samples: int = 0
+    lidar_surface_samples: int = 16
+    lidar_surface_margin: float = 0.5
+    pe_frequencies: int = 4
+    pe_scale: float = 50.0
+    mlp_width: int = 64
+    mlp_depth: int = 2
+    density_bias: float = -1.0
+    lidar_rays_per_scan: int = 1024
+    lambda_depth: float = 0.1
+    lambda_opacity: float = 0.1
+    lambda_sem: float = 1.0
+    eps: float = 1e-6
+    chunk_rays: int = 4096
+
+
+@dataclass
+class RenderOutput:
+    """What the head renders for R rays.
+
+    Attributes:
+        probs: (R, C) float32 rendered class distribution P(r) (rows sum to A / (A + eps)).
+        depth: (R,) float32 D(r) = sum_i w_i t_i, metres from the ray origin (not normalised by opacity).
+        opacity: (R,) float32 A(r) = sum_i w_i in [0, 1].
+        weights: (R, N) float32 per-sample weights (None from :meth:`NerfHead.render_chunked`).
+        t: (R, N) float32 sample distances (bin midpoints), metres (None from render_chunked).
+        num_samples: samples drawn (R * N); num_evaluated: those in occupied space that went through the MLP.
+    """
+
+    probs: torch.Tensor
+    depth: torch.Tensor
+    opacity: torch.Tensor
+    weights: torch.Tensor | None
+    t: torch.Tensor | None
+    num_samples: int
+    num_evaluated: int
+
+
+class NerfHead(nn.Module):
+    """NeRF head on sparse voxel features of dimension ``feature_dim`` predicting ``num_classes`` classes."""
+
+    def __init__(self, cfg: NerfConfig, feature_dim: int, num_classes: int):
+        super().__init__()
+        self.cfg = cfg
+        self.feature_dim = feature_dim
+        self.num_classes = num_classes
+        self.field = SemanticDensityField(
+            feature_dim,
+            num_classes,
+            width=cfg.mlp_width,
+            depth=cfg.mlp_depth,
+            pe_frequencies=cfg.pe_frequencies,
+            pe_scale=cfg.pe_scale,
+            density_bias=cfg.density_bias,
+        )
+
+    def render(
+        self,
+        voxel_coords: torch.Tensor,
+        voxel_feats: torch.Tensor,
+        voxel_size: float,
+        ray_batch: torch.Tensor,
+        origins: torch.Tensor,
+        dirs: torch.Tensor,
+        near: torch.Tensor | None = None,
+        far: torch.Tensor | None = None,
+        surface_depth: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> RenderOutput:
+        """Render R rays through the sparse voxel features of a batch of scans.
+
+        Args:
+            voxel_coords: (M, 4) int [batch, i, j, k] voxel indices at stride 1 (floor(xyz / voxel_size)).
+            voxel_feats: (M, F) features (gradients reach them through trilinear interpolation).
+            voxel_size: metres.
+            ray_batch: (R,) int64 scan of each ray (the batch column of voxel_coords).
+            origins: (R, 3) ray origins in that scan's LiDAR frame, metres; dirs: (R, 3) unit directions.
+            near, far: optional (R,) per-ray interval (default cfg.near / cfg.far).
+            surface_depth: optional (R,) known surface distance (LiDAR range): adds band samples around it.
+            generator: random source of the stratified / importance draws (used in training mode only).
+        """
+        grid = VoxelGrid(voxel_coords, voxel_feats, voxel_size)
+        return self.render_grid(grid, ray_batch, origins, dirs, near, far, surface_depth, generator)
+
+    def render_grid(
+        self,
+        grid: VoxelGrid,
+        ray_batch: torch.Tensor,
+        origins: torch.Tensor,
+        dirs: torch.Tensor,
+        near: torch.Tensor | None = None,
+        far: torch.Tensor | None = None,
+        surface_depth: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> RenderOutput:
+        """:meth:`render` with a prebuilt :class:`VoxelGrid` (build it once to render many ray chunks)."""
+        cfg = self.cfg
+        num_rays = origins.shape[0]
+        device = origins.device
+        origins = origins.float()
+        dirs = dirs.float()
+        near = torch.full((num_rays,), cfg.near, device=device) if near is None else near.float()
+        far = torch.full((num_rays,), cfg.far, device=device) if far is None else far.float()
+        perturb = self.training
+        edges = stratified_edges(near, far, cfg.samples_per_ray, perturb, generator)
+        if surface_depth is not None and cfg.lidar_surface_samples > 0:
+            band = band_edges(
+                surface_depth,
+                cfg.lidar_surface_margin,
+                cfg.lidar_surface_samples,
+                near,
+                far,
+                perturb,
+                generator,
+            )
+            edges = merge_edges(edges, band)
+        if cfg.importance_samples > 0:
+            with torch.no_grad():
+                t, deltas = bin_midpoints(edges)
+                sigma, _, _ = self._evaluate(grid, ray_batch, origins, dirs, t)
+                coarse = render_weights(sigma, deltas)
+            edges = importance_edges(edges, coarse, cfg.importance_samples, perturb, generator)
+        t, deltas = bin_midpoints(edges)
+        sigma, logits, occupied = self._evaluate(grid, ray_batch, origins, dirs, t)
+        weights = render_weights(sigma, deltas)
+        depth, opacity = render_depth_opacity(weights, t)
+        num_samples_per_ray = t.shape[1]
+        probs = render_class_distribution(
+            weights.reshape(-1)[occupied], logits, occupied // num_samples_per_ray, num_rays, cfg.eps
+        )
+        return RenderOutput(probs, depth, opacity, weights, t, int(t.numel()), int(occupied.numel()))
+
+    def _evaluate(
+        self,
+        grid: VoxelGrid,
+        ray_batch: torch.Tensor,
+        origins: torch.Tensor,
+        dirs: torch.Tensor,
+        t: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Field at the samples: sigma (R, N) float32 (zero in empty space), logits (S, C) of the S occupied
+        samples, and their flat indices (S,) into R * N."""
+        num_rays, num_samples = t.shape
+        positions = (origins.unsqueeze(1) + t.unsqueeze(2) * dirs.unsqueeze(1)).reshape(-1, 3)
+        batch = ray_batch.to(torch.int64).repeat_interleave(num_samples)
+        keys, frac = grid.base_keys(positions, batch)
+        occupied = torch.nonzero(grid.occupied(keys)).squeeze(1)
+        features = grid.interpolate(keys[occupied], frac[occupied])
+        sigma_occupied, logits = self.field(features, positions[occupied])
+        sigma = sigma_occupied.new_zeros(num_rays * num_samples).index_copy(0, occupied, sigma_occupied)
+        return sigma.view(num_rays, num_samples), logits, occupied
+
+    @torch.no_grad()
+    def render_chunked(
+        self,
+        grid: VoxelGrid,
+        ray_batch: torch.Tensor,
+        origins: torch.Tensor,
+        dirs: torch.Tensor,
+        chunk_rays: int | None = None,
+    ) -> RenderOutput:
+        """Render many rays without gradients, ``chunk_rays`` at a time (default cfg.chunk_rays), keeping only
+        probs, depth and opacity (weights / t are None)."""
+        chunk = chunk_rays or self.cfg.chunk_rays
+        probs, depth, opacity = [], [], []
+        num_samples = num_evaluated = 0
+        for start in range(0, origins.shape[0], chunk):
+            part = slice(start, start + chunk)
+            out = self.render_grid(grid, ray_batch[part], origins[part], dirs[part])
+            probs.append(out.probs)
+            depth.append(out.depth)
+            opacity.append(out.opacity)
+            num_samples += out.num_samples
+            num_evaluated += out.num_evaluated
+        if not probs:
+            empty = torch.zeros(0, device=origins.device)
+            return RenderOutput(empty.new_zeros((0, self.num_classes)), empty, empty, None, None, 0, 0)
+        return RenderOutput(
+            torch.cat(probs), torch.cat(depth), torch.cat(opacity), None, None, num_samples, num_evaluated
+        )
