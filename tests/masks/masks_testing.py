@@ -52,3 +52,35 @@ def scene_image(h: int = 64, w: int = 64, seed: int = 0) -> np.ndarray:
     img[(yy - h // 2) ** 2 + (xx - 3 * w // 4) ** 2 < (min(h, w) // 6) ** 2] = (40, 160, 50)
     img += rng.normal(0, 3, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+CALIB = "\n".join(
+    [f"P{i}: 60 0 32 {-30.0 * (i % 2)} 0 60 24 0 0 0 1 0" for i in range(4)]
+    + ["Tr: 0 -1 0 0 0 0 -1 0 1 0 0 0"]
+) + "\n"
+
+
+def write_tiny_kitti(root, frames: int = 3, h: int = 48, w: int = 64, sequence: str = "00", semantic=True):
+    """A minimal SemanticKITTI-layout sequence: a few points per scan, one camera image per scan (procedural,
+    different per frame), calib.txt, and (optionally) 16-bit raw semantic ground truth per image."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    folder = Path(root) / "sequences" / sequence
+    for sub in ("velodyne", "image_2", "semantic_2"):
+        (folder / sub).mkdir(parents=True, exist_ok=True)
+    (folder / "calib.txt").write_text(CALIB)
+    for f in range(frames):
+        name = f"{f:06d}"
+        pts = np.array([[5.0, 0.0, 0.0, 0.5], [8.0, 1.0, -1.0, 0.2]], dtype=np.float32)
+        (folder / "velodyne" / f"{name}.bin").write_bytes(pts.tobytes())
+        Image.fromarray(scene_image(h, w, seed=f)).save(folder / "image_2" / f"{name}.png")
+        if semantic:
+            raw = np.full((h, w), 40, dtype=np.uint16)  # road
+            raw[: h // 3] = 0  # sky: unlabeled
+            raw[h // 2 : 3 * h // 4, w // 8 : w // 2] = 10  # car
+            yy, xx = np.mgrid[:h, :w]
+            raw[(yy - h // 2) ** 2 + (xx - 3 * w // 4) ** 2 < (min(h, w) // 6) ** 2] = 70  # vegetation
+            Image.fromarray(raw).save(folder / "semantic_2" / f"{name}.png")
+    return Path(root)

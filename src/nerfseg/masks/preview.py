@@ -1,0 +1,57 @@
+"""Glue of `nerfseg masks --preview`: masks of one camera image, plus (when the camera has per-pixel ground
+truth) a noisy stand-in teacher distribution and its fused pseudo-labels, drawn by nerfseg.viz."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from nerfseg.data.sample import CameraFrame
+
+
+def write_preview(
+    path: str | Path,
+    image: np.ndarray,
+    mask_ids: np.ndarray,
+    camera: CameraFrame,
+    dataset: str,
+    tau_mask: float,
+    tau_pix: float,
+    seed: int = 0,
+) -> Path:
+    """Write the preview PNG of one image.
+
+    Args:
+        path: output .png.
+        image: (H, W, 3) uint8 RGB.
+        mask_ids: (H, W) int32 mask ids.
+        camera: its CameraFrame; ``semantic_path`` (raw SemanticKITTI ids) enables the pseudo-label panels.
+        dataset: dataset kind (picks the label map for the ground truth and class colours).
+        tau_mask, tau_pix: fusion thresholds.
+        seed: seed of the stand-in teacher's noise.
+    """
+    from nerfseg.viz.masks_preview import save_masks_preview
+
+    if camera.semantic_path is None or dataset == "nuscenes":
+        return save_masks_preview(path, image, mask_ids)
+    import torch
+
+    from nerfseg.data.labelmaps import SEMANTICKITTI
+    from nerfseg.masks.noisy_teacher import TeacherNoiseConfig, noisy_teacher_probs, read_raw_semantic_png
+    from nerfseg.ssl.fusion import fuse_pseudo_labels
+
+    labels = SEMANTICKITTI.to_train(read_raw_semantic_png(camera.semantic_path))
+    probs = noisy_teacher_probs(
+        labels, SEMANTICKITTI.num_classes, TeacherNoiseConfig(), np.random.default_rng(seed)
+    )
+    fused, _ = fuse_pseudo_labels(torch.from_numpy(probs), torch.from_numpy(mask_ids), tau_mask, tau_pix)
+    return save_masks_preview(
+        path,
+        image,
+        mask_ids,
+        probs=probs,
+        pseudo_labels=fused.numpy(),
+        palette=SEMANTICKITTI.colors,
+        probs_title="noisy ground truth (stand-in teacher, argmax)",
+    )
