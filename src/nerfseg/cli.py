@@ -8,11 +8,11 @@ import argparse
 import sys
 
 from nerfseg import __version__
-from nerfseg.commands import check_data, evaluate, masks
+from nerfseg.commands import check_data, evaluate, masks, parallax, simulate
 from nerfseg.errors import UserFacingError
 
 # Explicit list of command modules (no string registry); each adds itself with register(subparsers).
-COMMANDS: tuple = (check_data, evaluate, masks)
+COMMANDS: tuple = (check_data, evaluate, masks, simulate, parallax)
 
 DESCRIPTION = """\
 nerfseg: semi-supervised LiDAR semantic segmentation that learns from unlabeled scans through the

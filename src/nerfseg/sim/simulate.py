@@ -1,0 +1,92 @@
+"""Top level of the simulator: choose sequence ids / scene names, run every sequence with a progress bar,
+and record the config used next to the data (``OUT/sim_config.yaml``)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+
+from nerfseg.errors import ConfigError
+from nerfseg.io_utils import atomic_write_text
+from nerfseg.sim.config import SimConfig, sim_config_to_dict
+
+VAL_SEQUENCE = "08"
+"""SemanticKITTI's official validation sequence."""
+
+
+class OutputFormat(Enum):
+    SEMANTICKITTI = "semantickitti"
+    NUSCENES = "nuscenes"
+
+
+def parse_sequences(spec: str) -> list[str]:
+    """Sequence ids from ``spec``: a comma list of ids ("00,08") or a count S, which gives S-1 training
+    sequences 00, 01, ... (08 skipped) and the validation sequence 08 (S = 1 gives only 00)."""
+    spec = spec.strip()
+    if (
+        spec.isdigit()
+        and "," not in spec
+        and len(spec) <= 2
+        and not (len(spec) == 2 and spec.startswith("0"))
+    ):
+        count = int(spec)
+        if count < 1:
+            raise ConfigError(f"--sequences: need at least one sequence, got {spec!r}")
+        if count == 1:
+            return ["00"]
+        train = [f"{i:02d}" for i in range(100) if f"{i:02d}" != VAL_SEQUENCE][: count - 1]
+        return sorted(train + [VAL_SEQUENCE])
+    ids = [part.strip() for part in spec.split(",") if part.strip()]
+    if not ids or any(not (p.isdigit() and len(p) <= 2) for p in ids):
+        raise ConfigError(f"--sequences: expected a count or a comma list of ids like 00,08, got {spec!r}")
+    ids = [f"{int(p):02d}" for p in ids]
+    if len(set(ids)) != len(ids):
+        raise ConfigError(f"--sequences: repeated sequence id in {spec!r}")
+    return ids
+
+
+def simulate(
+    out: str | Path,
+    config: SimConfig,
+    fmt: OutputFormat,
+    sequences: list[str] | int,
+    show_progress: bool = True,
+) -> list[str]:
+    """Write a simulated dataset under ``out``. ``sequences``: SemanticKITTI sequence ids; for nuScenes
+    only their number matters (scene names come from the official split lists). Returns the sequence ids
+    or scene names written."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    count = sequences if isinstance(sequences, int) else len(sequences)
+    if config.frames < 1:
+        raise ConfigError(f"frames must be >= 1, got {config.frames}")
+    bar = tqdm(
+        total=count * config.frames, desc=f"simulate {fmt.value}", unit="frame", disable=not show_progress
+    )
+    try:
+        if fmt is OutputFormat.SEMANTICKITTI:
+            from nerfseg.sim.kitti import write_kitti_sequence
+
+            names = sequences if not isinstance(sequences, int) else parse_sequences(str(sequences))
+            for seq in names:
+                write_kitti_sequence(out, seq, config, progress=bar.update)
+        else:
+            from nerfseg.sim.nuscenes_writer import NuScenesWriter, nuscenes_scene_names
+
+            if config.nuscenes.version not in ("v1.0-mini", "v1.0-trainval"):
+                raise ConfigError(
+                    f"nuscenes.version must be v1.0-mini or v1.0-trainval, got {config.nuscenes.version}"
+                )
+            names = nuscenes_scene_names(config.nuscenes.version, count)
+            writer = NuScenesWriter(out, config)
+            for index, name in enumerate(names):
+                writer.write_scene(index, name, progress=bar.update)
+            writer.finish()
+    finally:
+        bar.close()
+    import yaml
+
+    atomic_write_text(out / "sim_config.yaml", yaml.safe_dump(sim_config_to_dict(config), sort_keys=False))
+    return list(names)
