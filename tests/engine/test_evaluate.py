@@ -1,0 +1,78 @@
+"""evaluate_predictions on a small SemanticKITTI tree: perfect and corrupted predictions, hand-computed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kitti_testing import random_points, write_scan, write_tree
+from nerfseg.data.labelmaps import SEMANTICKITTI
+from nerfseg.engine.evaluate import evaluate_predictions
+from nerfseg.errors import DataError
+
+CAR, ROAD, BUILDING, FENCE = (
+    SEMANTICKITTI.class_names.index(n) for n in ("car", "road", "building", "fence")
+)
+
+
+def _write_pred(pred_root, sample_id, raw):
+    seq, frame = sample_id.split("/")
+    folder = pred_root / "sequences" / seq / "predictions"
+    folder.mkdir(parents=True, exist_ok=True)
+    np.asarray(raw, dtype="<u4").tofile(folder / f"{frame}.label")
+
+
+def test_perfect_predictions(tmp_path):
+    raw = write_tree(tmp_path / "data", {"08": 3, "00": 1}, raw_ids=(0, 10, 40, 50, 70, 252, 99))
+    for sample_id, labels in raw.items():
+        _write_pred(tmp_path / "pred", sample_id, labels)  # the ground truth itself, instance bits included
+    scores, count = evaluate_predictions(
+        "semantickitti", tmp_path / "data", tmp_path / "pred", progress=False
+    )
+    assert count == 3  # only sequence 08 is in the val split
+    present = {CAR, ROAD, BUILDING, SEMANTICKITTI.class_names.index("vegetation")}
+    for c in range(19):
+        assert scores.per_class_iou[c] == pytest.approx(1.0 if c in present else 0.0)
+    # semantic-kitti-api rule: the mean runs over all 19 classes, absent ones counting 0.
+    assert scores.miou == pytest.approx(4 / 19)
+    assert scores.accuracy == pytest.approx(1.0)
+
+
+def test_corrupted_predictions_hand_computed(tmp_path):
+    data, pred = tmp_path / "data", tmp_path / "pred"
+    folder = data / "sequences" / "08"
+    rng = np.random.default_rng(0)
+    gt_a = np.array([10, 10, 10, 40, 40, 40, 40, 252, 0, 99]) | (np.arange(10) << 16)
+    pr_a = [10, 10, 40, 40, 40, 40, 0, 10, 10, 10]
+    gt_b, pr_b = [50, 50], [50 | (9 << 16), 51]
+    write_scan(folder, 0, random_points(rng, 10), gt_a)
+    write_scan(folder, 1, random_points(rng, 2), np.array(gt_b))
+    _write_pred(pred, "08/000000", pr_a)
+    _write_pred(pred, "08/000001", pr_b)
+    scores, count = evaluate_predictions("semantickitti", data, pred, split="valid", progress=False)
+    assert count == 2
+    # car: gt at 0,1,2,7 -> tp 3, fn 1 (road), fp 0 -> 3/4.  road: gt 3-6 -> tp 3, fn 1 (predicted
+    # unlabeled), fp 1 (car point 2) -> 3/5.  building: tp 1, fn 1 -> 1/2.  fence: fp 1 -> 0.
+    # Ground-truth-ignored points 8, 9 count nowhere.
+    assert scores.per_class_iou[CAR] == pytest.approx(0.75)
+    assert scores.per_class_iou[ROAD] == pytest.approx(0.6)
+    assert scores.per_class_iou[BUILDING] == pytest.approx(0.5)
+    assert scores.per_class_iou[FENCE] == 0.0
+    assert scores.miou == pytest.approx((0.75 + 0.6 + 0.5) / 19)
+    # accuracy = tp / (points predicted as a class on labeled ground truth) = 7 / (7 + 2).
+    assert scores.accuracy == pytest.approx(7 / 9)
+
+
+def test_missing_and_wrong_length_predictions(tmp_path):
+    raw = write_tree(tmp_path / "data", {"08": 2}, points_per_scan=5)
+    pred = tmp_path / "pred"
+    _write_pred(pred, "08/000000", raw["08/000000"])
+    with pytest.raises(DataError, match="prediction file not found") as err:
+        evaluate_predictions("semantickitti", tmp_path / "data", pred, progress=False)
+    assert err.value.path == pred / "sequences" / "08" / "predictions" / "000001.label"
+    _write_pred(pred, "08/000001", raw["08/000001"][:4])
+    with pytest.raises(DataError, match="has 4 labels but the scan has 5 points") as err:
+        evaluate_predictions("semantickitti", tmp_path / "data", pred, progress=False)
+    assert err.value.path.name == "000001.label"
+    with pytest.raises(DataError, match="no label files"):
+        evaluate_predictions("semantickitti", tmp_path / "data", pred, split="test", progress=False)
