@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from kitti_testing import write_tree
@@ -58,3 +60,16 @@ def test_scribblekitti_checks_scribbles(tmp_path):
     assert [p.path.name for p in problems] == ["000000.label"]
     assert check_semantickitti(tmp_path, label_dir="labels", progress=False) == []
     assert check_semantickitti(tmp_path / "nothing", progress=False)[0].message.startswith("folder not found")
+
+
+def test_nuscenes_dispatch(tmp_path, real_data, capsys, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "data"))
+    from nuscenes_tree import build_real_tree, replace_with_bytes
+
+    tree = build_real_tree(tmp_path / "nus", real_data)
+    argv = ["check-data", str(tree.root), "--dataset", "nuscenes", "--version", "v1.0-mini", "--no-progress"]
+    assert main(argv) == 0, capsys.readouterr().out
+    capsys.readouterr()
+    replace_with_bytes(tree.label_file_b, np.zeros(39, np.uint8).tobytes())
+    assert main(argv) == 1
+    assert str(tree.label_file_b) in capsys.readouterr().out

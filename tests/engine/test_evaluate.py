@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -76,3 +78,34 @@ def test_missing_and_wrong_length_predictions(tmp_path):
     assert err.value.path.name == "000001.label"
     with pytest.raises(DataError, match="no label files"):
         evaluate_predictions("semantickitti", tmp_path / "data", pred, split="test", progress=False)
+
+
+def test_nuscenes_real_labels_devkit_rule(tmp_path, real_data, monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "data"))
+    from nuscenes_tree import build_real_tree
+
+    tree = build_real_tree(tmp_path / "nus", real_data)
+    raw = np.fromfile(tree.label_file_b, dtype=np.uint8)
+    # Devkit fine -> coarse for the ids present (17 car, 24 driveable, 27 terrain, 28 manmade, 30 vegetation;
+    # 31 ego -> ignore); any valid class may be predicted on ignored points.
+    coarse = {17: 4, 24: 11, 27: 14, 28: 15, 30: 16, 31: 1}
+    perfect = np.array([coarse[r] for r in raw], dtype=np.uint8)
+    folder = tmp_path / "pred" / "lidarseg" / "mini_val"
+    folder.mkdir(parents=True)
+    pred_file = folder / f"{tree.lidar_token_b}_lidarseg.bin"
+    perfect.tofile(pred_file)
+    scores, count = evaluate_predictions(
+        "nuscenes", tree.root, tmp_path / "pred", split="mini_val", version="v1.0-mini", progress=False
+    )
+    assert count == 1 and scores.rule == "nuscenes"
+    assert scores.miou == pytest.approx(1.0)  # nanmean: classes absent from both are NaN, not 0
+    assert np.isnan(scores.per_class_iou).sum() == 16 - 5
+    corrupted = np.where(raw == 17, 10, perfect).astype(np.uint8)  # every car point called truck
+    corrupted.tofile(pred_file)
+    scores, _ = evaluate_predictions(
+        "nuscenes", tree.root, tmp_path / "pred", split="mini_val", version="v1.0-mini", progress=False
+    )
+    assert scores.per_class_iou[3] == 0.0 and scores.per_class_iou[9] == 0.0  # car, truck
+    assert scores.miou == pytest.approx(4 / 6)
+    valid = raw != 31
+    assert scores.accuracy == pytest.approx(1 - (raw == 17).sum() / valid.sum())

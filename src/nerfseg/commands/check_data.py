@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dataset == "nuscenes":
         from nerfseg.data.nuscenes import check_nuscenes
 
-        problems = check_nuscenes(args.root, args.version)
+        problems = check_nuscenes(args.root, args.version, progress=progress)
     else:
         from nerfseg.data.semantickitti import check_semantickitti
 
