@@ -80,3 +80,19 @@ def test_submission_json(tmp_path):
     )
     meta = json.loads(path.read_text())["meta"]
     assert meta["use_camera"] is True and meta["use_external"] is True and meta["use_lidar"] is True
+
+
+def test_submission_json_from_a_mapping(tmp_path):
+    values = {
+        "use_camera": False,
+        "use_lidar": True,
+        "use_radar": False,
+        "use_map": True,
+        "use_external": False,
+    }
+    path = write_nuscenes_submission_json(tmp_path, "val", values)
+    assert json.loads(path.read_text()) == {"meta": values}
+    with pytest.raises(ValueError, match="exactly the keys"):
+        write_nuscenes_submission_json(tmp_path, "val", {"use_lidar": True})
+    with pytest.raises(ValueError, match="booleans"):
+        write_nuscenes_submission_json(tmp_path, "val", {**values, "use_map": 1})

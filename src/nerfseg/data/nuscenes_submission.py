@@ -11,7 +11,8 @@ predicted). All files are written atomically.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -70,19 +71,30 @@ def write_nuscenes_prediction(
 
 
 def write_nuscenes_submission_json(
-    pred_root: str | Path, split: str, meta: SubmissionMeta | None = None
+    pred_root: str | Path, split: str, meta: SubmissionMeta | Mapping[str, bool] | None = None
 ) -> Path:
     """Write ``PRED/<split>/submission.json`` with the ``meta`` block the challenge asks for, atomically.
 
-    ``meta`` defaults to :class:`SubmissionMeta()` (LiDAR only at test time). Returns the written path.
+    Args:
+        pred_root: submission folder PRED.
+        split: evaluation set name.
+        meta: a :class:`SubmissionMeta`, or a mapping with exactly the keys ``use_camera``, ``use_lidar``,
+            ``use_radar``, ``use_map``, ``use_external`` (booleans); None = ``SubmissionMeta()`` (LiDAR only).
+    Returns:
+        the written path.
+    Raises:
+        ValueError: other keys or non-boolean values (the devkit's validator would reject them).
     """
-    meta = SubmissionMeta() if meta is None else meta
-    values = asdict(meta)
+    if meta is None:
+        meta = SubmissionMeta()
+    values = asdict(meta) if isinstance(meta, SubmissionMeta) else dict(meta)
+    expected = {f.name for f in fields(SubmissionMeta)}
+    if set(values) != expected:
+        raise ValueError(f"submission meta needs exactly the keys {sorted(expected)}, got {sorted(values)}")
     if not all(isinstance(value, bool) for value in values.values()):
         raise ValueError(f"submission meta values must be booleans, got {values}")
-    return atomic_write_text(
-        submission_json_path(pred_root, split), json.dumps({"meta": values}, indent=2) + "\n"
-    )
+    text = json.dumps({"meta": values}, indent=2) + "\n"
+    return atomic_write_text(submission_json_path(pred_root, split), text)
 
 
 def read_nuscenes_prediction(
