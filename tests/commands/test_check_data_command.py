@@ -53,12 +53,34 @@ def test_every_problem_named(tmp_path, capsys):
     assert lines[-1].startswith(f"{len(expected)} problem(s) found")
 
 
-def test_scribblekitti_checks_scribbles(tmp_path):
+def test_scribblekitti_checks_scribbles_and_dense_labels(tmp_path, capsys):
     write_tree(tmp_path, {"00": 1}, label_dir="scribbles", points_per_scan=4)
-    np.zeros(3, np.uint32).tofile(tmp_path / "sequences" / "00" / "scribbles" / "000000.label")
+    write_tree(tmp_path, {"08": 1}, points_per_scan=4)
+    bad_scribble = tmp_path / "sequences" / "00" / "scribbles" / "000000.label"
+    np.zeros(3, np.uint32).tofile(bad_scribble)
     problems = check_semantickitti(tmp_path, label_dir="scribbles", progress=False)
-    assert [p.path.name for p in problems] == ["000000.label"]
+    assert [p.path for p in problems] == [bad_scribble]
     assert check_semantickitti(tmp_path, label_dir="labels", progress=False) == []
+    bad_dense = tmp_path / "sequences" / "08" / "labels" / "000000.label"
+    np.zeros(5, np.uint32).tofile(bad_dense)
+    assert main(["check-data", str(tmp_path), "--dataset", "scribblekitti", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert f"{bad_scribble}: " in out and f"{bad_dense}: " in out
+
+
+def test_nan_scan_still_gets_its_label_length_checked(tmp_path):
+    write_tree(tmp_path, {"00": 1}, points_per_scan=6)
+    scan = tmp_path / "sequences" / "00" / "velodyne" / "000000.bin"
+    points = np.fromfile(scan, dtype=np.float32).reshape(-1, 4)
+    points[0, 2] = np.inf
+    points.tofile(scan)
+    np.zeros(5, np.uint32).tofile(tmp_path / "sequences" / "00" / "labels" / "000000.label")
+    messages = [p.message for p in check_semantickitti(tmp_path, progress=False)]
+    assert (
+        len(messages) == 2
+        and "non-finite" in messages[0]
+        and "has 5 labels but the scan has 6" in messages[1]
+    )
     assert check_semantickitti(tmp_path / "nothing", progress=False)[0].message.startswith("folder not found")
 
 

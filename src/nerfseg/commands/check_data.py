@@ -11,7 +11,7 @@ one entry per scan, images decode. Exit status 1 when any problem is found.
 
 examples:
   nerfseg check-data /data/semantickitti --dataset semantickitti
-  nerfseg check-data /data/semantickitti --dataset scribblekitti     # checks scribbles/ labels
+  nerfseg check-data /data/semantickitti --dataset scribblekitti     # scribbles/ and dense labels/
   nerfseg check-data /data/nuscenes --dataset nuscenes --version v1.0-mini
 """
 
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from nerfseg.data.semantickitti import check_semantickitti
 
-        label_dir = "scribbles" if args.dataset == "scribblekitti" else "labels"
+        label_dir = ("scribbles", "labels") if args.dataset == "scribblekitti" else "labels"
         problems = check_semantickitti(args.root, label_dir=label_dir, progress=progress)
     for problem in problems:
         print(problem)

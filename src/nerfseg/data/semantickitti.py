@@ -304,7 +304,7 @@ def _image_size(path: Path) -> tuple[int, int]:
 
 def check_semantickitti(
     root: str | Path,
-    label_dir: str = "labels",
+    label_dir: str | Sequence[str] = "labels",
     label_map: LabelMap = SEMANTICKITTI,
     progress: bool = True,
 ) -> list[Problem]:
@@ -313,7 +313,8 @@ def check_semantickitti(
     Checks: scan files (whole number of points, finite values), label files (present for every scan when
     the sequence has ``label_dir``, one per point, only known raw ids, none without a scan), calib.txt
     (present, P0..P3 and Tr well formed), poses.txt / times.txt / times_image_2.txt (parseable, one entry
-    per scan), images (present and decodable). ``label_dir`` "scribbles" checks ScribbleKITTI labels.
+    per scan), images (present and decodable). ``label_dir`` may name several folders: ScribbleKITTI is
+    checked with ("scribbles", "labels") (its scribbles plus the dense validation labels).
     """
     from tqdm import tqdm
 
@@ -324,22 +325,23 @@ def check_semantickitti(
     folders = sorted(p for p in seq_root.iterdir() if p.is_dir())
     if not folders:
         return [Problem(seq_root, "no sequence folders")]
+    label_dirs = (label_dir,) if isinstance(label_dir, str) else tuple(label_dir)
     problems: list[Problem] = []
     work = []
     for folder in folders:
-        problems.extend(_check_sequence_files(folder, label_dir))
+        problems.extend(_check_sequence_files(folder, label_dirs))
         frames = _list_stems(folder / "velodyne", ".bin")
-        has_labels = (folder / label_dir).is_dir()
+        present = tuple(name for name in label_dirs if (folder / name).is_dir())
         has_images = (folder / CAMERA).is_dir()
-        work.extend((folder, frame, has_labels, has_images) for frame in frames)
-    for folder, frame, has_labels, has_images in tqdm(
+        work.extend((folder, frame, present, has_images) for frame in frames)
+    for folder, frame, present, has_images in tqdm(
         work, desc="check-data", unit="scan", disable=not progress, leave=False
     ):
-        problems.extend(_check_scan(folder, frame, label_dir, has_labels, has_images, label_map))
+        problems.extend(_check_scan(folder, frame, present, has_images, label_map))
     return problems
 
 
-def _check_sequence_files(folder: Path, label_dir: str) -> list[Problem]:
+def _check_sequence_files(folder: Path, label_dirs: tuple[str, ...]) -> list[Problem]:
     problems = []
     frames = _list_stems(folder / "velodyne", ".bin")
     if not (folder / "velodyne").is_dir():
@@ -374,7 +376,7 @@ def _check_sequence_files(folder: Path, label_dir: str) -> list[Problem]:
             problems.append(Problem(path, f"has {counts[name]} entries but the sequence has {count} scans"))
     if (folder / f"times_{CAMERA}.txt").is_file() and not (folder / "poses.txt").is_file():
         problems.append(Problem(folder / "poses.txt", f"needed with times_{CAMERA}.txt but not found"))
-    if (folder / label_dir).is_dir():
+    for label_dir in label_dirs:
         orphans = sorted(set(_list_stems(folder / label_dir, ".label")) - set(frames))
         problems.extend(
             Problem(folder / label_dir / f"{s}.label", "label file without a scan") for s in orphans
@@ -383,7 +385,7 @@ def _check_sequence_files(folder: Path, label_dir: str) -> list[Problem]:
 
 
 def _check_scan(
-    folder: Path, frame: str, label_dir: str, has_labels: bool, has_images: bool, label_map: LabelMap
+    folder: Path, frame: str, label_dirs: tuple[str, ...], has_images: bool, label_map: LabelMap
 ) -> list[Problem]:
     problems = []
     scan_path = folder / "velodyne" / f"{frame}.bin"
@@ -392,7 +394,10 @@ def _check_scan(
         num_points = io.read_points_bin(scan_path, NUM_FIELDS).shape[0]
     except DataError as err:
         problems.append(Problem(err.path, err.problem))
-    if has_labels:
+        size = scan_path.stat().st_size if scan_path.is_file() else 1
+        if size % (4 * NUM_FIELDS) == 0:  # whole points, bad values: label lengths can still be checked
+            num_points = size // (4 * NUM_FIELDS)
+    for label_dir in label_dirs:
         label_path = folder / label_dir / f"{frame}.label"
         try:
             raw = io.read_label_file(label_path, num_points)

@@ -60,8 +60,12 @@ def _evaluate_semantickitti(root: Path, pred_root: Path, split: str, progress: b
             label_files.extend(folder / n for n in names)
     if not label_files:
         names = ", ".join(sequence_name(s) for s in SPLIT_SEQUENCES[split])
+        labeled = sorted(p.parent.name for p in (root / "sequences").glob("*/labels"))
+        hint = (
+            f"; labeled sequences here: {', '.join(labeled)} (choose --split accordingly)" if labeled else ""
+        )
         raise DataError(
-            root / "sequences", f"no label files in sequences/{{{names}}}/labels for split {split!r}"
+            root / "sequences", f"no label files in sequences/{{{names}}}/labels for split {split!r}{hint}"
         )
     if not pred_root.is_dir():
         raise DataError(pred_root, "prediction folder not found")
