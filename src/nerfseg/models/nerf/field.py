@@ -138,7 +138,7 @@ def positional_encoding(positions: torch.Tensor, num_frequencies: int, scale: fl
     if num_frequencies == 0:
         return x
     freqs = (2.0 ** torch.arange(num_frequencies, device=x.device, dtype=torch.float32)) * math.pi
-    angles = (x.unsqueeze(-1) * freqs).reshape(x.shape[0], -1)  # (S, 3 L)
+    angles = (x.unsqueeze(-1) * freqs).reshape(x.shape[0], 3 * num_frequencies)
     return torch.cat([x, torch.sin(angles), torch.cos(angles)], dim=1)
 
 
