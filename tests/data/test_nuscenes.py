@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 from nuscenes_tree import (
     CAMERAS,
     SCENE_A,
@@ -16,7 +19,7 @@ from nuscenes_tree import (
 from nerfseg.data.nuscenes import NuScenesDataset, lidar_to_camera
 from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.errors import ConfigError, DataError
-from nerfseg.geometry.transforms import invert_rigid, make_transform, project_points
+from nerfseg.geometry.transforms import invert_rigid, make_transform, project_points, quaternion_to_matrix
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +151,23 @@ def test_lidar_to_camera_hand_computed():
     transform = lidar_to_camera(lidar_to_ego, identity, ego_at_cam, cam_to_ego)
     # lidar (5, 1, 0) -> ego/world (5, 1, 1) -> new ego R^T (3, 1, 1) = (1, -3, 1) -> cam (0.5, -3, 1)
     np.testing.assert_allclose(transform @ [5.0, 1.0, 0.0, 1.0], [0.5, -3.0, 1.0, 1.0], atol=1e-12)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    quats=arrays(np.float64, (3, 4), elements=st.floats(-1, 1)).filter(
+        lambda q: (np.linalg.norm(q, axis=1) > 0.1).all()
+    ),
+    shifts=arrays(np.float64, (3, 3), elements=st.floats(-3000, 3000)),
+)
+def test_lidar_to_camera_world_pose_cancels(quats, shifts):
+    """Whatever the (shared) ego pose in the world, km away or not, only the calibrations remain."""
+    lidar_to_ego = make_transform(quaternion_to_matrix(quats[0]), shifts[0] / 1000)
+    cam_to_ego = make_transform(quaternion_to_matrix(quats[1]), shifts[1] / 1000)
+    ego_to_world = make_transform(quaternion_to_matrix(quats[2]), shifts[2])
+    transform = lidar_to_camera(lidar_to_ego, ego_to_world, ego_to_world, cam_to_ego)
+    np.testing.assert_allclose(transform, np.linalg.inv(cam_to_ego) @ lidar_to_ego, atol=1e-9)
+    np.testing.assert_allclose(transform[:3, :3] @ transform[:3, :3].T, np.eye(3), atol=1e-12)
 
 
 def test_reader_applies_ego_motion_from_a_synthetic_second_pose(tmp_path):

@@ -66,8 +66,8 @@ def lidar_to_camera(
 
     Composes lidar -> ego(t_lidar) -> world -> ego(t_cam) -> cam, i.e.
     ``inv(cam_to_ego) @ inv(ego_to_world_at_cam) @ ego_to_world_at_lidar @ lidar_to_ego``.
-    The two ego poses are combined first (their large world translations cancel before the small
-    calibration transforms are applied), which keeps float64 precision at ~1e-12 m.
+    The two ego poses are combined first, so their large world translations (km) cancel before the
+    small calibration transforms are applied.
 
     Args:
         lidar_to_ego: (4, 4) LiDAR calibrated_sensor pose (lidar frame -> ego frame), metres.
