@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from nerfseg.sim.classes import TEXTURE_LUT, TEXTURE_SCALE_LUT
+from nerfseg.sim.mesh import TriMesh
 from nerfseg.sim.raycast import RayCaster
-from nerfseg.sim.rig import pixel_rays
+from nerfseg.sim.rig import pixel_rays, rotate
 from nerfseg.sim.scene import BUILDING, Scene
 
 SUN_DIRECTION = np.array([0.45, -0.35, 0.82]) / np.linalg.norm([0.45, -0.35, 0.82])
@@ -67,15 +68,15 @@ def render(
     """Render the scene at ``time`` seconds from the camera with pose ``world_T_cam`` (4, 4) and
     intrinsics ``K`` (3, 3) for a ``width`` x ``height`` image (pixel centres at (u + 0.5, v + 0.5)).
     ``cam_dirs``: the (H*W, 3) result of ``pixel_rays(K, width, height)`` when the caller caches it."""
-    from nerfseg.sim.lidar import cast_dynamic
-
     if cam_dirs is None:
         cam_dirs = pixel_rays(K, width, height)
-    world_dirs = cam_dirs @ world_T_cam[:3, :3].T
+    world_dirs = rotate(cam_dirs, world_T_cam[:3, :3])
     origins = np.broadcast_to(world_T_cam[:3, 3], world_dirs.shape)
-    hits, mesh = cast_dynamic(
-        scene, static_caster, origins, world_dirs, np.full(len(world_dirs), time), center=world_T_cam[:3, 3]
-    )
+    # One Embree scene with the moving objects at the capture time: cheaper than casting every pixel twice.
+    moving = scene.dynamic_at(time, world_T_cam[:3, 3], 250.0)
+    mesh = TriMesh.concat([static_caster.mesh, moving]) if moving.num_triangles else static_caster.mesh
+    caster = RayCaster(mesh) if moving.num_triangles else static_caster
+    hits = caster.cast(origins, world_dirs)
     idx = np.nonzero(hits.hit)[0]
     sky = np.nonzero(~hits.hit)[0]
     tri = hits.triangle[idx]
@@ -86,7 +87,7 @@ def render(
     points = origins[idx] + world_dirs[idx] * distance[:, None]
     semantic = mesh.semantic[tri]
     normal = hits.normal[idx]
-    lambert = np.clip(normal @ SUN_DIRECTION, 0.0, 1.0)
+    lambert = np.clip(rotate(normal, SUN_DIRECTION[None, :])[:, 0], 0.0, 1.0)
     shade = (0.45 + 0.075 * normal[:, 2] + 0.7 * lambert) * texture(points, semantic)
     haze = (1.0 - np.exp(-distance / 300.0))[:, None]
     lit = np.minimum(mesh.colors[tri] * shade[:, None].astype(np.float32), 1.0)

@@ -48,29 +48,47 @@ def beam_directions(config: LidarConfig) -> tuple[np.ndarray, np.ndarray, np.nda
     return dirs, a_idx, b_idx
 
 
-def cast_dynamic(
+def _cast_sweep(
     scene: Scene,
     static_caster: RayCaster,
     origins: np.ndarray,
-    directions: np.ndarray,
-    times: np.ndarray,
-    center: np.ndarray | None = None,
-    radius: float = 150.0,
+    world_dirs: np.ndarray,
+    a_idx: np.ndarray,
+    world_T_lidar,
+    t_ref: float,
+    config: LidarConfig,
 ) -> tuple[Hits, TriMesh]:
-    """First hits of rays fired at ``times`` (R,) seconds (one time per ray; rays sharing a time are cast
-    together against the moving objects at that time). Moving objects farther than ``radius`` metres from
-    ``center`` (3,) are skipped. Returns the hits, with triangle ids indexing the returned mesh (static
-    triangles first, then the moving objects of each time in turn)."""
-    hits = static_caster.cast(origins, directions)
+    """Cast a sweep's rays against the static scene, then, per azimuth slice (``dynamic_time_slices``
+    equal parts of the sweep), against the moving objects placed at the slice's middle time, keeping only
+    objects whose bounding circle overlaps the slice's azimuth range."""
+    hits = static_caster.cast(origins, world_dirs)
     meshes = [static_caster.mesh]
     offset = static_caster.mesh.num_triangles
-    if not scene.moving:
-        return hits, static_caster.mesh
-    unique_times, inverse = np.unique(times, return_inverse=True)
-    for k, t in enumerate(unique_times):
-        sel = np.nonzero(inverse == k)[0]
-        dyn = scene.dynamic_at(float(t), center, radius)
-        part = RayCaster(dyn).cast(origins[sel], directions[sel])
+    steps = config.azimuth_steps
+    slices = max(1, min(config.dynamic_time_slices, steps))
+    slice_idx = (a_idx * slices) // steps
+    ref = world_T_lidar(np.array([t_ref]))[0]
+    radii = np.array([m.radius for m in scene.moving]) + 0.5 + config.sweep_period_s * 20.0
+    half_width = np.pi / slices
+    for k in range(slices):
+        t_k = t_ref + config.sweep_period_s * ((k + 0.5) / slices - 0.5)
+        az_mid = -np.pi + 2 * np.pi * (k + 0.5) / slices
+        chosen = []
+        for m, r in zip(scene.moving, radii, strict=True):
+            rel = ref[:3, :3].T @ (m.position + m.velocity * t_k - ref[:3, 3])
+            d = float(np.hypot(rel[0], rel[1]))
+            if d > config.max_range_m + r:
+                continue
+            if d > r:
+                gap = abs((np.arctan2(rel[1], rel[0]) - az_mid + np.pi) % (2 * np.pi) - np.pi)
+                if gap > half_width + np.arcsin(r / d):
+                    continue
+            chosen.append(m)
+        if not chosen:
+            continue
+        sel = np.nonzero(slice_idx == k)[0]
+        dyn = TriMesh.concat([m.at(t_k) for m in chosen])
+        part = RayCaster(dyn).cast(origins[sel], world_dirs[sel])
         merged = combine(Hits(hits.distance[sel], hits.triangle[sel], hits.normal[sel]), part, offset)
         hits.distance[sel], hits.triangle[sel], hits.normal[sel] = (
             merged.distance,
@@ -96,22 +114,10 @@ def simulate_scan(
     dirs, a_idx, b_idx = dirs.reshape(-1, 3), a_idx.ravel(), b_idx.ravel()
     steps = config.azimuth_steps
     fire_time = t_ref + config.sweep_period_s * ((a_idx + 0.5) / steps - 0.5)
-    # Moving objects are placed at the middle of one of `dynamic_time_slices` equal parts of the sweep.
-    slices = max(1, min(config.dynamic_time_slices, steps))
-    slice_idx = (a_idx * slices) // steps
-    slice_time = t_ref + config.sweep_period_s * ((slice_idx + 0.5) / slices - 0.5)
     poses = world_T_lidar(fire_time)  # (R, 4, 4)
     origins = poses[:, :3, 3]
     world_dirs = np.einsum("rij,rj->ri", poses[:, :3, :3], dirs)
-    hits, mesh = cast_dynamic(
-        scene,
-        static_caster,
-        origins,
-        world_dirs,
-        slice_time,
-        center=world_T_lidar(np.array([t_ref]))[0, :3, 3],
-        radius=config.max_range_m + 20,
-    )
+    hits, mesh = _cast_sweep(scene, static_caster, origins, world_dirs, a_idx, world_T_lidar, t_ref, config)
 
     rng_range = hits.distance + rng.normal(0.0, config.range_noise_m, hits.distance.shape)
     keep = hits.hit & (rng_range >= config.min_range_m) & (rng_range <= config.max_range_m)

@@ -141,7 +141,7 @@ def cylinder(
     )
     if axis == "y":
         tris = tris - np.array([0.0, 0.0, height / 2])
-        tris = tris[..., [0, 2, 1]]
+        tris = tris[..., [0, 2, 1]][:, [0, 2, 1]]  # swap y and z (a reflection), so reverse the winding
     return tris + np.asarray(center, np.float64)
 
 

@@ -60,6 +60,12 @@ def camera_rotation(yaw: float) -> np.ndarray:
     return yaw_rotation(yaw) @ CAM_FROM_LIDAR_AXES.T
 
 
+def rotate(vectors: np.ndarray, rotation: np.ndarray) -> np.ndarray:
+    """``vectors @ rotation.T`` for (N, 3) vectors and a (M, 3) matrix, as M broadcast multiply-adds
+    (no BLAS call: avoids BLAS thread start-up on many small rows)."""
+    return sum(vectors[:, j : j + 1] * rotation[:, j] for j in range(3))
+
+
 def pixel_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:
     """(H*W, 3) float64 unit ray directions in the camera frame through pixel centres (u + 0.5, v + 0.5),
     row-major (v outer, u inner). Pixel (u, v) covers [u, u+1) x [v, v+1)."""

@@ -31,6 +31,11 @@ class MovingObject:
     yaw: float
     velocity: np.ndarray
 
+    @property
+    def radius(self) -> float:
+        """Horizontal radius (metres) of a circle around ``position`` holding the whole object."""
+        return float(np.linalg.norm(self.local.vertices[..., :2].reshape(-1, 2), axis=1).max(initial=0.0))
+
     def at(self, time: float) -> TriMesh:
         """The object's TriMesh in the world frame at ``time`` seconds."""
         where = self.position + self.velocity * time
