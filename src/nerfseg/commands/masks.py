@@ -101,33 +101,32 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def build_source(args: argparse.Namespace):
-    """The mask source the arguments describe."""
-    if args.source == "sam":
-        from nerfseg.masks.sam import SamConfig, SamMasks
+def masks_config(args: argparse.Namespace):
+    """The MasksConfig the arguments describe (the same config training reads)."""
+    from nerfseg.masks.config import MasksConfig
+    from nerfseg.masks.sam import SamConfig
+    from nerfseg.masks.superpixel import SuperpixelConfig
 
-        return SamMasks(
-            SamConfig(
-                checkpoint=args.checkpoint,
-                model_type=args.model_type,
-                device=args.device,
-                points_per_side=args.points_per_side,
-                points_per_batch=args.points_per_batch,
-                pred_iou_thresh=args.pred_iou_thresh,
-                stability_score_thresh=args.stability_score_thresh,
-            )
-        )
-    from nerfseg.masks.superpixel import SuperpixelConfig, SuperpixelMasks
-
-    return SuperpixelMasks(
-        SuperpixelConfig(
+    return MasksConfig(
+        source=args.source,
+        superpixel=SuperpixelConfig(
             method=args.method,
             scale=args.scale,
             sigma=args.sigma,
             min_size=args.min_size,
             n_segments=args.n_segments,
             compactness=args.compactness,
-        )
+        ),
+        sam=SamConfig(
+            checkpoint=args.checkpoint,
+            model_type=args.model_type,
+            device=args.device,
+            points_per_side=args.points_per_side,
+            points_per_batch=args.points_per_batch,
+            pred_iou_thresh=args.pred_iou_thresh,
+            stability_score_thresh=args.stability_score_thresh,
+        ),
+        cache_dir=args.cache or "",
     )
 
 
@@ -139,13 +138,13 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from nerfseg.data.datasets import open_dataset
-    from nerfseg.masks.cache import MaskCache, default_cache_root
+    from nerfseg.masks.config import open_mask_cache
     from nerfseg.masks.preview import write_preview
 
     options = {"version": args.version} if args.dataset == "nuscenes" else {}
     dataset = open_dataset(args.dataset, args.root, args.split, load_images=False, **options)
-    source = build_source(args)
-    cache = MaskCache(Path(args.cache) if args.cache else default_cache_root(args.root), source)
+    cache = open_mask_cache(masks_config(args), args.root)
+    source = cache.source
     preview_dir = Path(args.preview_dir) if args.preview_dir else cache.folder / "preview"
     count = len(dataset) if args.limit <= 0 else min(args.limit, len(dataset))
     status: Counter = Counter()

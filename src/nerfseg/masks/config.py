@@ -1,0 +1,50 @@
+"""Which mask source to use and where its cache lives: the typed config training and `nerfseg masks` share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nerfseg.errors import ConfigError
+from nerfseg.masks.cache import MaskCache, default_cache_root
+from nerfseg.masks.sam import SamConfig, SamMasks
+from nerfseg.masks.source import MaskSource
+from nerfseg.masks.superpixel import SuperpixelConfig, SuperpixelMasks
+
+MASK_SOURCES = ("superpixel", "sam")
+
+
+@dataclass
+class MasksConfig:
+    """Mask settings.
+
+    Attributes:
+        source: ``"superpixel"`` (built-in, no weights) or ``"sam"`` (needs ``sam.checkpoint``).
+        superpixel: settings of the superpixel source.
+        sam: settings of the SAM source.
+        cache_dir: cache root; empty = ``DATASET/.nerfseg_cache/masks``.
+        compute_missing: compute masks missing from the cache during training instead of failing.
+    """
+
+    source: str = "superpixel"
+    superpixel: SuperpixelConfig = field(default_factory=SuperpixelConfig)
+    sam: SamConfig = field(default_factory=SamConfig)
+    cache_dir: str = ""
+    compute_missing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.source not in MASK_SOURCES:
+            raise ConfigError(f"masks.source must be one of {MASK_SOURCES}, got {self.source!r}")
+
+
+def build_mask_source(cfg: MasksConfig) -> MaskSource:
+    """The mask source ``cfg.source`` names, with its settings."""
+    if cfg.source == "sam":
+        return SamMasks(cfg.sam)
+    return SuperpixelMasks(cfg.superpixel)
+
+
+def open_mask_cache(cfg: MasksConfig, dataset_root: str | Path) -> MaskCache:
+    """The cache of ``cfg``'s source for a dataset (``cfg.cache_dir`` or the dataset's default folder)."""
+    root = Path(cfg.cache_dir) if cfg.cache_dir else default_cache_root(dataset_root)
+    return MaskCache(root, build_mask_source(cfg))
