@@ -16,7 +16,7 @@ ScribbleKITTI is scored on the dense labels of sequence 08.
 examples:
   nerfseg evaluate --dataset semantickitti --data /data/semantickitti --predictions runs/sup/pred
   nerfseg evaluate --dataset nuscenes --data /data/nuscenes --version v1.0-mini \\
-      --predictions runs/nus/pred --split val --json runs/nus/val_scores.json
+      --predictions runs/nus/pred --split mini_val --json runs/nus/mini_val_scores.json
 """
 
 
@@ -36,7 +36,11 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--data", required=True, metavar="ROOT", help="dataset root folder")
     parser.add_argument("--predictions", required=True, metavar="PRED", help="prediction root folder")
-    parser.add_argument("--split", default="val", help="split to evaluate: val (default), train or test")
+    parser.add_argument(
+        "--split",
+        default="val",
+        help="split to evaluate (default val); nuScenes also mini_train / mini_val",
+    )
     parser.add_argument("--version", default="v1.0-trainval", help="nuScenes version (default %(default)s)")
     parser.add_argument("--json", metavar="OUT", help="also write the scores to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
