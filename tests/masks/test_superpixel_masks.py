@@ -37,3 +37,23 @@ def test_bad_config_and_bad_image():
         SuperpixelConfig(method="watershed")
     with pytest.raises(ValueError, match="uint8"):
         SuperpixelMasks().masks(np.zeros((4, 4, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize("method", ["felzenszwalb", "slic"])
+def test_real_kitti_image_segments_follow_edges(real_data, method):
+    from skimage.color import rgb2gray
+    from skimage.filters import sobel
+
+    from nerfseg.data.io import read_image
+
+    image = np.ascontiguousarray(read_image(real_data / "kitti_object_000008" / "000008.png")[:, :640])
+    ids = SuperpixelMasks(SuperpixelConfig(method=method)).masks(image)
+    assert ids.shape == image.shape[:2] and ids.min() == 0
+    assert 30 < ids.max() + 1 < 3000
+    edges = sobel(rgb2gray(image))
+    boundary = np.zeros(ids.shape, dtype=bool)
+    boundary[:, :-1] |= ids[:, :-1] != ids[:, 1:]
+    boundary[:-1, :] |= ids[:-1, :] != ids[1:, :]
+    # Segment borders sit on image edges: much stronger gradients there than on average (a grid of the
+    # same number of cells would give a ratio near 1).
+    assert edges[boundary].mean() > 1.5 * edges.mean()

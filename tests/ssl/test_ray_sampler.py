@@ -1,6 +1,8 @@
 """Confidence sampler statistics with seeded generators (DESIGN.md step 9)."""
 
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.ssl.ray_sampler import RaySamplerConfig, ray_weights, sample_rays, sample_rays_with
@@ -82,3 +84,22 @@ def test_weights_hand_computed():
     conf = torch.tensor([0.3, 0.6, 0.9, 0.5, 1.0])
     w = ray_weights(labels, conf)
     assert torch.allclose(w, torch.tensor([0.1, 0.2, 0.3, 0.5, 0.0]))
+
+
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(0, 60), st.integers(0, 2**31 - 1),
+       st.booleans(), st.booleans())
+@settings(max_examples=60, deadline=None)
+def test_invariants(h, w, budget, seed, balanced, fill):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 3, (h, w), generator=g)
+    labels[torch.rand(h, w, generator=g) < 0.4] = IGNORE_INDEX
+    conf = torch.rand(h, w, generator=g)
+    available = int((labels != IGNORE_INDEX).sum())
+    pixels, drawn = sample_rays(labels, conf, budget, g, class_balanced=balanced, fill_budget=fill)
+    expected = budget if (available >= budget or (fill and available > 0)) else available
+    assert pixels.shape == (expected, 2) and drawn.shape == (expected,)
+    if expected:
+        assert (pixels[:, 0] < h).all() and (pixels[:, 1] < w).all()
+        assert torch.equal(labels[pixels[:, 0], pixels[:, 1]], drawn) and (drawn != IGNORE_INDEX).all()
+        flat = pixels[:, 0] * w + pixels[:, 1]
+        assert flat.unique().numel() == min(expected, available)  # each pixel once before any refill
