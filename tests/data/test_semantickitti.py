@@ -146,10 +146,14 @@ def test_ego_motion_compensation(tmp_path):
     assert no_motion[2] - moved[2] == pytest.approx(0.5, abs=0.05)
 
 
-def test_ego_motion_needs_poses(tmp_path):
-    _camera_tree(tmp_path, [0.05, 0.15, 0.25])
+def test_ego_motion_needs_poses_and_matching_times(tmp_path):
+    folder = _camera_tree(tmp_path, [0.05, 0.15, 0.25])
     with pytest.raises(DataError, match="poses.txt.*not found"):
         SemanticKittiDataset(tmp_path, "train")
+    (folder / "times_image_2.txt").write_text("0.05\n0.15\n")
+    with pytest.raises(DataError, match="has 2 times but times.txt has 3") as err:
+        SemanticKittiDataset(tmp_path, "train")
+    assert err.value.path.name == "times_image_2.txt"
 
 
 def test_reader_errors_name_the_file(tmp_path):

@@ -141,12 +141,14 @@ def _read_sequence(folder: Path, label_dir: str, need_labels: bool) -> _Sequence
         all_cam_times = None
         if cam_path.is_file():
             all_cam_times = io.read_times(cam_path)
-            if all_cam_times.size < count:
-                raise DataError(
-                    cam_path, f"has {all_cam_times.size} times but the sequence has {count} scans"
-                )
             if not (folder / "times.txt").is_file():
                 raise DataError(folder / "times.txt", f"needed with {cam_path.name} but not found")
+            if all_cam_times.size != all_times.size:
+                raise DataError(
+                    cam_path, f"has {all_cam_times.size} times but times.txt has {all_times.size}"
+                )
+            if all_times.size > 1 and not (np.diff(all_times) > 0).all():
+                raise DataError(folder / "times.txt", "scan times must increase strictly")
             poses = io.read_kitti_poses(folder / "poses.txt")
             if poses.shape[0] != all_times.size:
                 raise DataError(
