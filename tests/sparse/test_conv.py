@@ -140,14 +140,17 @@ def test_modules_chain_down_and_up_back_onto_the_same_voxels():
 
 def test_gradcheck_submanifold_and_strided():
     torch.manual_seed(4)
-    coords = random_coords(0.15, seed=6)
+    coords = random_coords(0.06, seed=6)
     kmap = submanifold_map(coords)
+    assert kmap.in_rows.numel() > 10  # enough neighbour pairs to exercise the gathers
     feats = torch.randn(len(coords), 2, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(27, 2, 2, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda f, w: sparse_conv(f, w, kmap, chunk_rows=5), (feats, weight))
+    conv = lambda f, w: sparse_conv(f, w, kmap, chunk_rows=5)  # noqa: E731
+    assert torch.autograd.gradcheck(conv, (feats, weight), fast_mode=True)
     down = downsampling_map(coords).kernel_map
     w8 = torch.randn(8, 2, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda f, w: sparse_conv(f, w, down, chunk_rows=5), (feats, w8))
+    strided = lambda f, w: sparse_conv(f, w, down, chunk_rows=5)  # noqa: E731
+    assert torch.autograd.gradcheck(strided, (feats, w8), fast_mode=True)
 
 
 def test_bf16_autocast_gives_bf16_close_to_float32():

@@ -24,16 +24,26 @@ from torch import nn
 from nerfseg.sparse.kernel_map import KernelMap
 from nerfseg.sparse.tensor import SparseTensor
 
-DEFAULT_CHUNK_ROWS = 16384
+DEFAULT_CHUNK_ROWS = 8192
 """Pairs processed per gather/matmul/scatter step (measured in benchmarks/bench_sparse.py)."""
 
 
 def _chunks(kmap: KernelMap, chunk_rows: int):
-    """Yield (offset k, start, end) pair ranges of at most ``chunk_rows`` pairs."""
-    for k in range(kmap.num_offsets):
-        a, b = kmap.bounds[k], kmap.bounds[k + 1]
-        for s in range(a, b, chunk_rows):
-            yield k, s, min(s + chunk_rows, b)
+    """Yield (start, end, segments) for consecutive ranges of at most ``chunk_rows`` pairs.
+
+    A range may span several offsets; ``segments`` lists (k, a, b): the pairs ``[a, b)`` of the range
+    (relative to its start) that belong to offset k.
+    """
+    bounds = kmap.bounds
+    total = bounds[-1]
+    for s in range(0, total, chunk_rows):
+        e = min(s + chunk_rows, total)
+        segments = [
+            (k, max(bounds[k], s) - s, min(bounds[k + 1], e) - s)
+            for k in range(kmap.num_offsets)
+            if bounds[k + 1] > s and bounds[k] < e and bounds[k + 1] > bounds[k]
+        ]
+        yield s, e, segments
 
 
 def _conv_forward(
@@ -48,10 +58,11 @@ def _conv_forward(
     rows = min(chunk_rows, max(1, int(kmap.in_rows.numel())))
     gathered = feats.new_empty((rows, c_in))
     product = feats.new_empty((rows, c_out))
-    for k, s, e in _chunks(kmap, chunk_rows):
+    for s, e, segments in _chunks(kmap, chunk_rows):
         n = e - s
         torch.index_select(feats, 0, kmap.in_rows[s:e], out=gathered[:n])
-        torch.mm(gathered[:n], weight[k], out=product[:n])
+        for k, a, b in segments:
+            torch.mm(gathered[a:b], weight[k], out=product[a:b])
         out.index_add_(0, kmap.out_rows[s:e], product[:n])
     return out
 
@@ -66,26 +77,27 @@ def _conv_backward(
     need_weight: bool,
 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     c_in, c_out = weight.shape[1], weight.shape[2]
-    grad_in = torch.zeros_like(feats) if need_input else None
+    grad_in = None
     grad_w = torch.zeros_like(weight) if need_weight else None
     k_id = kmap.identity_offset
-    if k_id is not None:
-        if grad_in is not None:
-            torch.mm(grad_out, weight[k_id].t(), out=grad_in)
-        if grad_w is not None:
-            torch.mm(feats.t(), grad_out, out=grad_w[k_id])
+    if need_input:
+        grad_in = torch.mm(grad_out, weight[k_id].t()) if k_id is not None else torch.zeros_like(feats)
+    if grad_w is not None and k_id is not None:
+        torch.mm(feats.t(), grad_out, out=grad_w[k_id])
     rows = min(chunk_rows, max(1, int(kmap.in_rows.numel())))
     g_buf = grad_out.new_empty((rows, c_out))
     x_buf = feats.new_empty((rows, c_in))
-    for k, s, e in _chunks(kmap, chunk_rows):
+    for s, e, segments in _chunks(kmap, chunk_rows):
         n = e - s
         g = torch.index_select(grad_out, 0, kmap.out_rows[s:e], out=g_buf[:n])
         if grad_w is not None:
             x = torch.index_select(feats, 0, kmap.in_rows[s:e], out=x_buf[:n])
-            grad_w[k].addmm_(x.t(), g)
+            for k, a, b in segments:
+                grad_w[k].addmm_(x[a:b].t(), g[a:b])
         if grad_in is not None:
-            gx = torch.mm(g, weight[k].t(), out=x_buf[:n])
-            grad_in.index_add_(0, kmap.in_rows[s:e], gx)
+            for k, a, b in segments:  # x_buf is free again: reuse it for the input gradient rows
+                torch.mm(g[a:b], weight[k].t(), out=x_buf[a:b])
+            grad_in.index_add_(0, kmap.in_rows[s:e], x_buf[:n])
     return grad_in, grad_w
 
 
