@@ -120,6 +120,7 @@ class NuScenesWriter:
                 "sample_annotation",
             )
         }
+        self._ego_tokens: set[str] = set()
         self.tables["category"] = [
             {"token": token("category", name), "name": name, "description": name, "index": i}
             for i, name in enumerate(NUSCENES_CATEGORIES)
@@ -145,6 +146,9 @@ class NuScenesWriter:
 
     def _ego_pose(self, world_T_ego: np.ndarray, timestamp: int) -> str:
         tok = token("ego_pose", timestamp, *np.round(world_T_ego[:3, 3], 6))
+        if tok in self._ego_tokens:  # sensors sharing a capture time share the ego pose record
+            return tok
+        self._ego_tokens.add(tok)
         self.tables["ego_pose"].append(
             {
                 "token": tok,
