@@ -124,3 +124,15 @@ def test_failed_write_leaves_no_entry(tmp_path, monkeypatch):
     left = sorted(p.name for p in cache.folder.iterdir())
     assert left == sorted([cache.entry_path(image).name, "source.txt"])  # no temporary file either
     assert cache.ensure(other)[1] == "computed"
+
+
+def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
+    cache = MaskCache(tmp_path, CountingSource())
+    cache.ensure(scene_image())
+    old = cache.folder / ".abc.npz.x1.tmp"
+    fresh = cache.folder / ".def.npz.x2.tmp"
+    old.write_bytes(b"partial")
+    fresh.write_bytes(b"partial")
+    os.utime(old, (1, 1))  # written long ago
+    assert cache.remove_stale_temporaries(older_than_s=60) == 1
+    assert not old.exists() and fresh.exists() and cache.entry_path(scene_image()).exists()

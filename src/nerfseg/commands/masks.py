@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.dataset, args.root, args.split, load_images=False, **options)
     cache = open_mask_cache(masks_config(args), args.root)
     source = cache.source
+    cache.remove_stale_temporaries()
     preview_dir = Path(args.preview_dir) if args.preview_dir else cache.folder / "preview"
     count = len(dataset) if args.limit <= 0 else min(args.limit, len(dataset))
     status: Counter = Counter()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 import warnings
 from pathlib import Path
 
@@ -95,6 +96,22 @@ class MaskCache:
         buffer = io.BytesIO()
         np.savez_compressed(buffer, mask_ids=mask_ids, image_digest=np.array(image_digest(image)))
         return atomic_write(self.entry_path(image), lambda f: f.write(buffer.getvalue()))
+
+    def remove_stale_temporaries(self, older_than_s: float = 3600.0) -> int:
+        """Delete temporary files a killed writer left in the folder (``.*.tmp`` older than ``older_than_s``
+        seconds, so a concurrent writer's live file is kept). Returns how many were removed."""
+        if not self.folder.is_dir():
+            return 0
+        now = time.time()
+        removed = 0
+        for tmp in self.folder.glob(".*.tmp"):
+            try:
+                if now - tmp.stat().st_mtime > older_than_s:
+                    tmp.unlink()
+                    removed += 1
+            except FileNotFoundError:  # removed by someone else meanwhile
+                pass
+        return removed
 
     def ensure(self, image: np.ndarray) -> tuple[np.ndarray, str]:
         """Return the masks of ``image``, computing and storing them unless a valid entry exists.
