@@ -1,0 +1,236 @@
+"""Rendered camera views of the NeRF head and their figure: camera image, rendered semantics, rendered
+depth and opacity beside the ground truth (the simulator's ``semantic_2`` / ``depth_2``) where it exists.
+
+Depth shown is z-depth (metres along the camera's optical axis, as the simulator writes ``depth_2``): the
+rendered ray depth ``D / A`` times the cosine between the ray and the optical axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nerfseg.data.sample import IGNORE_INDEX, CameraFrame
+from nerfseg.errors import DataError
+from nerfseg.geometry.rays import pixel_grid, pixel_rays
+from nerfseg.io_utils import atomic_write_bytes
+
+TITLE_HEIGHT = 14
+OPAQUE = 0.5
+"""Pixels whose rendered opacity is below this show no class / depth (black)."""
+
+
+@dataclass
+class RenderedView:
+    """One camera rendered at every ``stride``-th pixel (arrays of shape (H', W')).
+
+    Attributes:
+        labels: int64 argmax of P, IGNORE_INDEX where opacity < OPAQUE.
+        depth: float32 z-depth in metres (rendered D / A times the cosine to the optical axis), 0 where
+            opacity < OPAQUE.
+        opacity: float32 A in [0, 1].
+        stride: pixel step of the rendering.
+    """
+
+    labels: np.ndarray
+    depth: np.ndarray
+    opacity: np.ndarray
+    stride: int
+
+
+@torch.no_grad()
+def render_camera_view(head, grid, camera: CameraFrame, stride: int, batch_index: int = 0) -> RenderedView:
+    """Render every ``stride``-th pixel of ``camera`` through the voxel grid of scan ``batch_index``.
+
+    Args:
+        head: a :class:`~nerfseg.models.nerf.head.NerfHead` (eval mode is set by the caller).
+        grid: the scan's :class:`~nerfseg.models.nerf.field.VoxelGrid`.
+        camera: the camera (K, lidar_to_cam, image_size).
+        stride: pixel step (1 = full resolution); rays go through pixel centres (module rays).
+    """
+    width, height = camera.image_size
+    device = grid.device
+    pixels = pixel_grid(width, height, stride, device=device)
+    K = torch.as_tensor(camera.K, dtype=torch.float64, device=device)
+    lidar_to_cam = torch.as_tensor(camera.lidar_to_cam, dtype=torch.float64, device=device)
+    origins, dirs = pixel_rays(K, lidar_to_cam, pixels[:, 0], pixels[:, 1])
+    ray_batch = torch.full((pixels.shape[0],), batch_index, dtype=torch.int64, device=device)
+    out = head.render_chunked(grid, ray_batch, origins.float(), dirs.float())
+    cos_axis = (dirs @ lidar_to_cam[:3, :3].T)[:, 2].float()  # z of the unit ray in the camera frame
+    opaque = out.opacity >= OPAQUE
+    depth = torch.where(
+        opaque, out.depth / out.opacity.clamp_min(1e-6) * cos_axis, torch.zeros_like(out.depth)
+    )
+    labels = torch.where(
+        opaque, out.probs.argmax(dim=1), torch.full_like(opaque, IGNORE_INDEX, dtype=torch.int64)
+    )
+    shape = (len(range(0, height, stride)), len(range(0, width, stride)))
+    return RenderedView(
+        labels=labels.view(shape).cpu().numpy(),
+        depth=depth.view(shape).cpu().numpy().astype(np.float32),
+        opacity=out.opacity.view(shape).cpu().numpy().astype(np.float32),
+        stride=stride,
+    )
+
+
+def read_uint16_png(path: str | Path) -> np.ndarray:
+    """(H, W) int64 values of a single-channel 16-bit (or 8-bit) PNG; DataError naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            if image.mode not in ("I;16", "I;16B", "I", "L"):
+                raise DataError(path, f"expected a single-channel 16-bit PNG, got mode {image.mode}")
+            return np.asarray(image).astype(np.int64)
+    except FileNotFoundError:
+        raise DataError(path, "ground-truth image not found") from None
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(path, f"unreadable ground-truth image ({err})") from None
+
+
+def label_colors(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(H, W) train ids -> (H, W, 3) uint8 colours from ``palette`` (C, 3); black for IGNORE_INDEX / out of
+    range."""
+    labels = np.asarray(labels)
+    out = np.zeros(labels.shape + (3,), dtype=np.uint8)
+    valid = (labels >= 0) & (labels < len(palette))
+    out[valid] = np.asarray(palette, dtype=np.uint8)[labels[valid]]
+    return out
+
+
+def depth_colors(depth: np.ndarray, max_depth: float) -> np.ndarray:
+    """(H, W) metres -> (H, W, 3) uint8 on a log ramp: 1 m and nearer = red, ``max_depth`` and farther = blue;
+    black where depth <= 0 (no hit / not rendered)."""
+    depth = np.asarray(depth, dtype=np.float64)
+    valid = depth > 0
+    log_max = np.log(max(max_depth, 1.0 + 1e-6))
+    s = np.zeros_like(depth)  # 1 near, 0 far
+    s[valid] = 1.0 - np.log(np.clip(depth[valid], 1.0, max_depth)) / log_max
+    red = np.clip(2 * s - 0.5, 0, 1)
+    green = np.clip(1.5 - np.abs(3 * s - 1.5), 0, 1)
+    blue = np.clip(1 - 2 * s, 0, 1)
+    out = (np.stack([red, green, blue], axis=-1) * 255).astype(np.uint8)
+    out[~valid] = 0
+    return out
+
+
+def gray(values: np.ndarray) -> np.ndarray:
+    """(H, W) in [0, 1] -> (H, W, 3) uint8 gray."""
+    v = (np.clip(np.asarray(values, dtype=np.float64), 0, 1) * 255).astype(np.uint8)
+    return np.repeat(v[..., None], 3, axis=2)
+
+
+def compose_grid(rows: list[list[tuple[str, np.ndarray | None]]]) -> np.ndarray:
+    """Panels (title, (H, W, 3) uint8 or None for a blank) of one size in a grid, each under a title strip,
+    with a 4-pixel white gutter. Returns (H_total, W_total, 3) uint8."""
+    from PIL import Image, ImageDraw
+
+    shape = next(p.shape for row in rows for _, p in row if p is not None)
+    gutter = 4
+    row_images = []
+    for row in rows:
+        cells = []
+        for title, panel in row:
+            strip = Image.new("RGB", (shape[1], TITLE_HEIGHT), (255, 255, 255))
+            ImageDraw.Draw(strip).text((3, 1), title, fill=(0, 0, 0))
+            body = np.full(shape, 255, np.uint8) if panel is None else np.asarray(panel, dtype=np.uint8)
+            spacer = np.full((shape[0] + TITLE_HEIGHT, gutter, 3), 255, np.uint8)
+            cells += [np.concatenate([np.asarray(strip), body], axis=0), spacer]
+        row_images += [np.concatenate(cells[:-1], axis=1)]
+    width = max(r.shape[1] for r in row_images)
+    padded = [
+        np.pad(r, ((0, gutter), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in row_images
+    ]
+    return np.concatenate(padded, axis=0)[:-gutter]
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """Encode (H, W, 3) uint8 RGB as PNG bytes."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class ViewFigure:
+    """The panels of one rendered camera view (all (H', W', 3) uint8) and scores against the ground truth."""
+
+    image: np.ndarray
+    semantics: np.ndarray
+    depth: np.ndarray
+    opacity: np.ndarray
+    gt_semantics: np.ndarray | None
+    gt_depth: np.ndarray | None
+    depth_abs_error_median: float | None
+    pixel_accuracy: float | None
+
+    def compose(self) -> np.ndarray:
+        return compose_grid(
+            [
+                [("camera image", self.image), ("rendered opacity", self.opacity)],
+                [("rendered semantics", self.semantics), ("ground-truth semantics", self.gt_semantics)],
+                [("rendered depth", self.depth), ("ground-truth depth", self.gt_depth)],
+            ]
+        )
+
+
+def view_figure(
+    view: RenderedView,
+    camera: CameraFrame,
+    palette: np.ndarray,
+    raw_to_train,
+    max_depth: float,
+) -> ViewFigure:
+    """Panels of a rendered view with the camera image and the ground truth subsampled to the same pixels.
+
+    Args:
+        view: the rendering; camera: its camera (image loaded on demand, GT paths optional).
+        palette: (C, 3) uint8 class colours; raw_to_train: callable mapping raw semantic ids to train ids.
+        max_depth: metres at the blue end of the depth colours.
+    """
+    s = view.stride
+    image = camera.load_image()[::s, ::s]
+    gt_semantics = gt_depth = None
+    accuracy = depth_error = None
+    if camera.semantic_path is not None:
+        gt_labels = np.asarray(raw_to_train(read_uint16_png(camera.semantic_path)))[::s, ::s]
+        gt_semantics = label_colors(gt_labels, palette)
+        scored = (gt_labels != IGNORE_INDEX) & (view.labels != IGNORE_INDEX)
+        if scored.any():
+            accuracy = float((gt_labels[scored] == view.labels[scored]).mean())
+    if camera.depth_path is not None:
+        gt = read_uint16_png(camera.depth_path)[::s, ::s].astype(np.float32) / 1000.0
+        gt_depth = depth_colors(gt, max_depth)
+        both = (gt > 0) & (view.depth > 0)
+        if both.any():
+            depth_error = float(np.median(np.abs(gt[both] - view.depth[both])))
+    return ViewFigure(
+        image=image,
+        semantics=label_colors(view.labels, palette),
+        depth=depth_colors(view.depth, max_depth),
+        opacity=gray(view.opacity),
+        gt_semantics=gt_semantics,
+        gt_depth=gt_depth,
+        depth_abs_error_median=depth_error,
+        pixel_accuracy=accuracy,
+    )
+
+
+def write_view_figure(out_dir: str | Path, stem: str, figure: ViewFigure) -> list[Path]:
+    """Write ``STEM.png`` (the composed figure) and ``STEM_{image,semantics,depth,opacity,gt_semantics,
+    gt_depth}.png`` atomically; returns the written paths."""
+    out_dir = Path(out_dir)
+    written = [atomic_write_bytes(out_dir / f"{stem}.png", png_bytes(figure.compose()))]
+    for name in ("image", "semantics", "depth", "opacity", "gt_semantics", "gt_depth"):
+        panel = getattr(figure, name)
+        if panel is not None:
+            written.append(atomic_write_bytes(out_dir / f"{stem}_{name}.png", png_bytes(panel)))
+    return written
