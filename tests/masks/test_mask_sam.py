@@ -35,6 +35,7 @@ def test_tiny_sam_checkpoint_through_the_real_code_path(tiny_sam_checkpoint, sha
     assert len(records) > 0
     assert ids.shape == shape and ids.dtype == np.int32
     assert np.array_equal(ids, _smallest_wins_reference(records, shape))
+    assert np.array_equal(SamMasks.from_model(model, SamConfig(**FAST)).masks(image), ids)
 
 
 def test_loaded_weights_equal_checkpoint(tiny_sam_checkpoint):

@@ -186,6 +186,16 @@ class SamMasks(MaskSource):
         self._builders = builders
         self._generator = None
 
+    @classmethod
+    def from_model(cls, model: torch.nn.Module, cfg: SamConfig | None = None) -> SamMasks:
+        """A source around an already built SAM model (e.g. made in a notebook); ``cfg`` gives the generator
+        parameters (its checkpoint / model type are then only used in ``cache_key``)."""
+        from segment_anything import SamAutomaticMaskGenerator
+
+        source = cls(cfg or SamConfig())
+        source._generator = SamAutomaticMaskGenerator(model.eval(), **source.cfg.generator_kwargs())
+        return source
+
     def generator(self):
         """The ``SamAutomaticMaskGenerator`` (loads the model on the first call)."""
         if self._generator is None:
