@@ -3,7 +3,7 @@
 Target (issue 3): <= 60 s on the 2-core development machine. Appends one JSON record per run to
 benchmarks/results/simulate.jsonl with the command, machine, date, load average, wall and CPU time.
 
-Run:  .venv/bin/python benchmarks/bench_simulate.py [--frames 100] [--out /tmp/bench_sim]
+Run:  .venv/bin/python benchmarks/bench_simulate.py [--frames 100] [--workers 2] [--out /tmp/bench_sim]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def main() -> int:
     )
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--out", default="/tmp/nerfseg_bench_simulate")
+    parser.add_argument("--workers", type=int, default=1, help="rendering processes (default 1)")
     parser.add_argument("--no-record", action="store_true", help="do not append to the results file")
     args = parser.parse_args()
 
@@ -54,10 +55,12 @@ def main() -> int:
     load_before = os.getloadavg()
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
-    simulate(out, config, OutputFormat.SEMANTICKITTI, ["00"], show_progress=True)
+    simulate(out, config, OutputFormat.SEMANTICKITTI, ["00"], show_progress=True, workers=args.workers)
     wall = time.perf_counter() - start
     usage1 = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (usage1.ru_utime - usage0.ru_utime) + (usage1.ru_stime - usage0.ru_stime)
+    cpu += children.ru_utime + children.ru_stime  # worker processes (0 with --workers 1)
     scans = sorted((out / "sequences" / "00" / "velodyne").glob("*.bin"))
     points = [p.stat().st_size // 16 for p in scans]
     record = {
@@ -67,6 +70,7 @@ def main() -> int:
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
         "load_average_1m_before": round(load_before[0], 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "workers": args.workers,
         "frames": len(scans),
         "points_per_frame_mean": int(np.mean(points)) if points else 0,
         "image_size": [

@@ -65,16 +65,24 @@ def test_scene_has_many_classes_and_is_deterministic():
     assert (a.static.instance[things] > 0).all() and (a.static.instance[~things] == 0).all()
 
 
-def test_same_seed_same_bytes(tmp_path):
+def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
     from nerfseg.sim.simulate import OutputFormat, simulate
 
-    config = tiny_config(frames=1)
-    for name in ("a", "b"):
-        simulate(tmp_path / name, config, OutputFormat.SEMANTICKITTI, ["00"], show_progress=False)
-    for sub in ("velodyne/000000.bin", "labels/000000.label", "scribbles/000000.label", "image_2/000000.png"):
-        assert (tmp_path / "a/sequences/00" / sub).read_bytes() == (
-            tmp_path / "b/sequences/00" / sub
-        ).read_bytes()
+    config = tiny_config(frames=2)
+    for name, workers in (("a", 1), ("b", 2)):
+        simulate(
+            tmp_path / name, config, OutputFormat.SEMANTICKITTI, ["00"], show_progress=False, workers=workers
+        )
+    a_root, b_root = tmp_path / "a/sequences/00", tmp_path / "b/sequences/00"
+    files = sorted(p.relative_to(a_root) for p in a_root.rglob("*") if p.is_file())
+    assert len(files) == 6 * 2 + 4
+    for rel in files:
+        assert (a_root / rel).read_bytes() == (b_root / rel).read_bytes(), rel
+    other = tmp_path / "c"
+    simulate(other, tiny_config(frames=1, seed=1), OutputFormat.SEMANTICKITTI, ["00"], show_progress=False)
+    assert (other / "sequences/00/velodyne/000000.bin").read_bytes() != (
+        a_root / "velodyne/000000.bin"
+    ).read_bytes()
 
 
 def test_bev_pixels():

@@ -65,6 +65,12 @@ def register(subparsers) -> None:
         action="store_true",
         help="camera at the LiDAR origin, capturing at the sweep time (no mount or time offset)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="processes rendering SemanticKITTI frames in parallel (same output; default %(default)s)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -120,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
         fmt,
         sequences if fmt is OutputFormat.SEMANTICKITTI else len(sequences),
         show_progress=not args.no_progress,
+        workers=args.workers,
     )
     print(
         f"wrote {len(names)} {'sequence' if fmt is OutputFormat.SEMANTICKITTI else 'scene'}(s) "

@@ -90,35 +90,42 @@ def label_words(semantic: np.ndarray, instance: np.ndarray) -> np.ndarray:
     return (instance.astype(np.uint32) << np.uint32(16)) | semantic.astype(np.uint32)
 
 
-def write_kitti_sequence(out: Path, seq: str, config: SimConfig, progress=None) -> Path:
-    """Simulate and write sequence ``seq`` (e.g. "00") under ``out/sequences/seq``; returns its folder.
-    Deterministic given ``config.seed`` and ``seq``. ``progress``: optional callable(frames_done)."""
-    folder = Path(out) / "sequences" / seq
-    seq_num = int(seq)
-    rig = kitti_rig(config.camera, config.no_parallax)
-    times = np.arange(config.frames) * config.frame_interval_s
-    travel = config.ego_speed_mps * (times[-1] + config.frame_interval_s if len(times) else 0.0)
-    scene = generate_scene(
-        config.scene, np.random.default_rng([config.seed, seq_num, 0]), 0.0, travel, config.ego_speed_mps
-    )
-    caster = RayCaster(scene.static)
-    ego = EgoMotion(0.0, scene.ego_y, config.ego_speed_mps)
-    ego_T_lidar = rigid(None, (0.0, 0.0, LIDAR_HEIGHT_M))
+class KittiSequence:
+    """Everything needed to simulate one sequence: rig, scene, ray caster, ego motion, timing.
+    Deterministic given ``config.seed`` and ``seq``; frames can be written in any order / process."""
 
-    def world_T_lidar(t):
-        return ego.world_T_ego(t) @ ego_T_lidar
+    def __init__(self, out: Path, seq: str, config: SimConfig):
+        self.folder = Path(out) / "sequences" / seq
+        self.seq_num = int(seq)
+        self.config = config
+        self.rig = kitti_rig(config.camera, config.no_parallax)
+        self.times = np.arange(config.frames) * config.frame_interval_s
+        travel = config.ego_speed_mps * (self.times[-1] + config.frame_interval_s if len(self.times) else 0.0)
+        scene_rng = np.random.default_rng([config.seed, self.seq_num, 0])
+        self.scene = generate_scene(config.scene, scene_rng, 0.0, travel, config.ego_speed_mps)
+        self.ego = EgoMotion(0.0, self.scene.ego_y, config.ego_speed_mps)
+        self.ego_T_lidar = rigid(None, (0.0, 0.0, LIDAR_HEIGHT_M))
+        self.cam_times = self.times + self.rig.time_offset_s
+        self._caster: RayCaster | None = None
+        self._cam_dirs: np.ndarray | None = None
 
-    cam0_T_lidar = rig.cam0_T_lidar
-    world_T_cam0_start = world_T_lidar(times[0] if len(times) else 0.0) @ invert(cam0_T_lidar)
-    cam_times = times + rig.time_offset_s
-    cam_dirs = pixel_rays(rig.K, rig.width, rig.height)
-    poses = [invert(world_T_cam0_start) @ world_T_lidar(t) @ invert(cam0_T_lidar) for t in times]
-    for i, t in enumerate(times):
-        name = f"{i:06d}"
-        rng = np.random.default_rng([config.seed, seq_num, i + 1])
-        scan: Scan = simulate_scan(scene, caster, world_T_lidar, float(t), config.lidar, rng)
-        world_T_cam = world_T_lidar(cam_times[i]) @ rig.lidar_T_cam2
-        view = render(scene, caster, world_T_cam, rig.K, rig.width, rig.height, float(cam_times[i]), cam_dirs)
+    def world_T_lidar(self, t):
+        """(..., 4, 4) LiDAR pose at time(s) ``t`` seconds."""
+        return self.ego.world_T_ego(t) @ self.ego_T_lidar
+
+    def write_frame(self, i: int) -> None:
+        """Simulate frame ``i`` and write its scan, labels, scribbles, image and ground-truth images."""
+        if self._caster is None:  # built lazily, in the process that renders
+            self._caster = RayCaster(self.scene.static)
+            self._cam_dirs = pixel_rays(self.rig.K, self.rig.width, self.rig.height)
+        config, rig, folder, name = self.config, self.rig, self.folder, f"{i:06d}"
+        rng = np.random.default_rng([config.seed, self.seq_num, i + 1])
+        t, t_cam = float(self.times[i]), float(self.cam_times[i])
+        scan: Scan = simulate_scan(self.scene, self._caster, self.world_T_lidar, t, config.lidar, rng)
+        world_T_cam = self.world_T_lidar(t_cam) @ rig.lidar_T_cam2
+        view = render(
+            self.scene, self._caster, world_T_cam, rig.K, rig.width, rig.height, t_cam, self._cam_dirs
+        )
         words = label_words(scan.semantic, scan.instance)
         scribbled = scribble_mask(scan.points[:, :3], scan.semantic, config.scribble_fraction, rng)
         atomic_write_bytes(folder / "velodyne" / f"{name}.bin", scan.points.astype(np.float32).tobytes())
@@ -129,11 +136,53 @@ def write_kitti_sequence(out: Path, seq: str, config: SimConfig, progress=None) 
         atomic_write_bytes(folder / "image_2" / f"{name}.png", png_bytes(view.rgb))
         atomic_write_bytes(folder / "semantic_2" / f"{name}.png", png_bytes(view.semantic.astype(np.uint16)))
         atomic_write_bytes(folder / "depth_2" / f"{name}.png", png_bytes(depth_to_mm(view.depth)))
-        if progress is not None:
-            progress(1)
-    # Metadata last: a sequence folder with calib/poses/times is complete.
-    atomic_write_text(folder / "poses.txt", "".join(_pose_line(p) for p in poses))
-    atomic_write_text(folder / "times.txt", "".join(f"{t:.6e}\n" for t in times))
-    atomic_write_text(folder / "times_image_2.txt", "".join(f"{t:.6e}\n" for t in cam_times))
-    atomic_write_text(folder / "calib.txt", rig.calib_text())
-    return folder
+
+    def write_metadata(self) -> None:
+        """calib.txt, poses.txt (cam0 poses in the cam0 frame of scan 0), times.txt, times_image_2.txt."""
+        cam0_T_lidar = self.rig.cam0_T_lidar
+        start = self.world_T_lidar(self.times[0] if len(self.times) else 0.0) @ invert(cam0_T_lidar)
+        poses = [invert(start) @ self.world_T_lidar(t) @ invert(cam0_T_lidar) for t in self.times]
+        atomic_write_text(self.folder / "poses.txt", "".join(_pose_line(p) for p in poses))
+        atomic_write_text(self.folder / "times.txt", "".join(f"{t:.6e}\n" for t in self.times))
+        atomic_write_text(self.folder / "times_image_2.txt", "".join(f"{t:.6e}\n" for t in self.cam_times))
+        atomic_write_text(self.folder / "calib.txt", self.rig.calib_text())
+
+
+_WORKER_SEQUENCES: dict[tuple, KittiSequence] = {}
+
+
+def _write_frame_in_worker(out: str, seq: str, config: SimConfig, i: int) -> int:
+    key = (out, seq, repr(config))
+    if key not in _WORKER_SEQUENCES:
+        _WORKER_SEQUENCES.clear()
+        _WORKER_SEQUENCES[key] = KittiSequence(Path(out), seq, config)
+    _WORKER_SEQUENCES[key].write_frame(i)
+    return i
+
+
+def write_kitti_sequence(out: Path, seq: str, config: SimConfig, progress=None, workers: int = 1) -> Path:
+    """Simulate and write sequence ``seq`` (e.g. "00") under ``out/sequences/seq``; returns its folder.
+    Deterministic given ``config.seed`` and ``seq`` (whatever ``workers``: frames are independent).
+    ``progress``: optional callable(frames_done). ``workers`` > 1 renders frames in that many processes.
+    The metadata files are written last, so a sequence with ``calib.txt`` is complete."""
+    sequence = KittiSequence(Path(out), seq, config)
+    if workers <= 1 or config.frames <= 1:
+        for i in range(config.frames):
+            sequence.write_frame(i)
+            if progress is not None:
+                progress(1)
+    else:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [
+                pool.submit(_write_frame_in_worker, str(out), seq, config, i) for i in range(config.frames)
+            ]
+            for future in as_completed(futures):
+                future.result()
+                if progress is not None:
+                    progress(1)
+    sequence.write_metadata()
+    return sequence.folder

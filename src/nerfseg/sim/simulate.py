@@ -51,10 +51,12 @@ def simulate(
     fmt: OutputFormat,
     sequences: list[str] | int,
     show_progress: bool = True,
+    workers: int = 1,
 ) -> list[str]:
     """Write a simulated dataset under ``out``. ``sequences``: SemanticKITTI sequence ids; for nuScenes
     only their number matters (scene names come from the official split lists). Returns the sequence ids
-    or scene names written."""
+    or scene names written. ``workers`` > 1 renders SemanticKITTI frames in that many processes (same
+    output as one worker)."""
     from tqdm import tqdm
 
     out = Path(out)
@@ -71,7 +73,7 @@ def simulate(
 
             names = sequences if not isinstance(sequences, int) else parse_sequences(str(sequences))
             for seq in names:
-                write_kitti_sequence(out, seq, config, progress=bar.update)
+                write_kitti_sequence(out, seq, config, progress=bar.update, workers=workers)
         else:
             from nerfseg.sim.nuscenes_writer import NuScenesWriter, nuscenes_scene_names
 
