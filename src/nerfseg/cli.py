@@ -8,11 +8,11 @@ import argparse
 import sys
 
 from nerfseg import __version__
-from nerfseg.commands import check_data, evaluate, masks, parallax, simulate
+from nerfseg.commands import check_data, evaluate, masks, parallax, predict, render, simulate, train
 from nerfseg.errors import UserFacingError
 
 # Explicit list of command modules (no string registry); each adds itself with register(subparsers).
-COMMANDS: tuple = (check_data, evaluate, masks, simulate, parallax)
+COMMANDS: tuple = (check_data, evaluate, masks, simulate, parallax, train, predict, render)
 
 DESCRIPTION = """\
 nerfseg: semi-supervised LiDAR semantic segmentation that learns from unlabeled scans through the

@@ -1,0 +1,108 @@
+"""Typed configs: YAML presets, --set overrides coerced to the field type, clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from nerfseg.config import (
+    Config,
+    apply_override,
+    config_from_dict,
+    config_to_yaml,
+    dataclass_to_dict,
+    load_config,
+)
+from nerfseg.errors import ConfigError
+
+PRESETS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
+
+
+def test_presets_exist_and_load():
+    names = {p.parent.name for p in PRESETS}
+    assert {"synthetic", "semantickitti", "scribblekitti", "nuscenes"} <= names
+    for path in PRESETS:
+        cfg = load_config(path)
+        assert isinstance(cfg, Config)
+        assert cfg.train.max_steps >= 1
+
+
+def test_yaml_values_and_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data:\n  root: /x\n  label_fraction: 0.1\ntrain:\n  max_steps: 7\n  lr: 1\n")
+    cfg = load_config(path)
+    assert cfg.data.root == "/x" and cfg.data.label_fraction == 0.1
+    assert cfg.train.max_steps == 7 and cfg.train.lr == 1.0 and isinstance(cfg.train.lr, float)
+    assert cfg.train.seed == Config().train.seed  # absent keys keep defaults
+
+
+def test_overrides_are_coerced_to_the_field_type(tmp_path):
+    cfg = load_config(
+        None,
+        [
+            "train.lr=0.002",
+            "train.max_steps=12",
+            "train.seed=3",
+            "data.root=123",  # a string field keeps the text
+            "train.deterministic=false",
+            "model.nerf.enabled=true",
+            "augment.rotate_z=0",
+        ],
+    )
+    assert cfg.train.lr == 0.002 and cfg.train.max_steps == 12 and cfg.train.seed == 3
+    assert cfg.data.root == "123" and cfg.train.deterministic is False and cfg.model.nerf.enabled is True
+    assert cfg.augment.rotate_z == 0.0 and isinstance(cfg.augment.rotate_z, float)
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("train.nope=1", "unknown key 'train.nope'"),
+        ("nope.x=1", "unknown key 'nope.x'"),
+        ("train.max_steps=1.5", "train.max_steps must be an integer"),
+        ("train.max_steps=abc", "train.max_steps must be an integer"),
+        ("train.deterministic=maybe", "train.deterministic must be true or false"),
+        ("train.lr", "not of the form key=value"),
+        ("train.lr.x=1", "unknown key 'train.lr.x'"),
+    ],
+)
+def test_bad_overrides(assignment, message):
+    with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
+        load_config(None, [assignment])
+
+
+def test_unknown_key_in_file_names_key_and_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("train:\n  max_stepz: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value) and "train.max_stepz" in str(err.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    (tmp_path / "broken.yaml").write_text("train: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(tmp_path / "broken.yaml")
+    (tmp_path / "wrong.yaml").write_text("train: 3\n")
+    with pytest.raises(ConfigError, match="train must be a mapping"):
+        load_config(tmp_path / "wrong.yaml")
+    (tmp_path / "range.yaml").write_text("data:\n  label_fraction: 0\n")
+    with pytest.raises(ConfigError, match="data.label_fraction"):
+        load_config(tmp_path / "range.yaml")
+
+
+def test_yaml_round_trip_and_plain_dict(tmp_path):
+    cfg = load_config(PRESETS[0], ["train.seed=9", "data.label_fraction=0.5"])
+    (tmp_path / "resolved.yaml").write_text(config_to_yaml(cfg))
+    again = load_config(tmp_path / "resolved.yaml")
+    assert again == cfg
+    assert config_from_dict(dataclass_to_dict(cfg)) == cfg
+
+
+def test_apply_override_sets_nested_segmentor_field():
+    cfg = Config()
+    apply_override(cfg, "model.segmentor.voxel_size=0.25")
+    assert cfg.model.segmentor.voxel_size == 0.25
