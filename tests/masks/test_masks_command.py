@@ -91,3 +91,13 @@ def test_killed_run_resumes(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"{len(done)} already cached, {frames - len(done)} computed, 0 recomputed" in result.stdout
     assert all(cache.read(image) is not None for image in images)
+
+
+def test_a_bad_image_is_reported_and_the_rest_cached(tmp_path, capsys):
+    root = write_tiny_kitti(tmp_path / "ds", frames=3, h=32, w=48, semantic=False)
+    bad = root / "sequences" / "00" / "image_2" / "000001.png"
+    bad.write_bytes(b"not a png")
+    assert main(["masks", str(root), "--no-progress"]) == 1
+    captured = capsys.readouterr()
+    assert "2 image(s): 0 already cached, 2 computed" in captured.out
+    assert "1 sample(s) failed" in captured.out and str(bad) in captured.out

@@ -130,14 +130,31 @@ def masks_config(args: argparse.Namespace):
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def _ensure_reporting(cache, image, write):
+    """``cache.ensure(image)``, printing corrupt-entry warnings as one line each through ``write``."""
     import warnings
+
+    from nerfseg.masks.cache import CorruptEntryWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CorruptEntryWarning)
+        result = cache.ensure(image)
+    for w in caught:
+        if issubclass(w.category, CorruptEntryWarning):
+            write(f"warning: {w.message}")
+        else:  # not ours: show it as Python would have
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
     from collections import Counter
     from pathlib import Path
 
     from tqdm import tqdm
 
     from nerfseg.data.datasets import open_dataset
+    from nerfseg.errors import DataError
     from nerfseg.masks.config import open_mask_cache
     from nerfseg.masks.preview import write_preview
 
@@ -150,31 +167,32 @@ def run(args: argparse.Namespace) -> int:
     count = len(dataset) if args.limit <= 0 else min(args.limit, len(dataset))
     status: Counter = Counter()
     previews = 0
+    failures: list[str] = []
     bar = tqdm(range(count), desc=f"masks ({source.name})", unit="scan", disable=args.no_progress)
     for index in bar:
-        sample = dataset[index]
-        for camera in sample.cameras:
-            image = camera.load_image()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                mask_ids, state = cache.ensure(image)
-            for warning in caught:
-                tqdm.write(f"warning: {warning.message}")
-            status[state] += 1
-            if previews < args.preview:
-                name = f"{sample.sample_id.replace('/', '_')}_{camera.name}.png"
-                write_preview(
-                    preview_dir / name,
-                    image,
-                    mask_ids,
-                    camera,
-                    args.dataset,
-                    args.tau_mask,
-                    args.tau_pix,
-                    seed=index,
-                )
-                previews += 1
-            camera.image = None  # keep memory flat over long splits
+        try:
+            sample = dataset[index]
+            for camera in sample.cameras:
+                image = camera.load_image()
+                mask_ids, state = _ensure_reporting(cache, image, tqdm.write)
+                status[state] += 1
+                if previews < args.preview:
+                    name = f"{sample.sample_id.replace('/', '_')}_{camera.name}.png"
+                    write_preview(
+                        preview_dir / name,
+                        image,
+                        mask_ids,
+                        camera,
+                        args.dataset,
+                        args.tau_mask,
+                        args.tau_pix,
+                        seed=index,
+                    )
+                    previews += 1
+                camera.image = None  # keep memory flat over long splits
+        except DataError as err:  # one bad file does not stop the run; reported again at the end
+            failures.append(str(err))
+            tqdm.write(f"error: {err}")
         bar.set_postfix(cached=status["cached"], computed=status["computed"] + status["recomputed"])
     total = sum(status.values())
     print(
@@ -183,4 +201,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if previews:
         print(f"{previews} preview(s) in {preview_dir}")
+    if failures:
+        print(f"{len(failures)} sample(s) failed (fix them and run again; finished images stay cached):")
+        for failure in failures:
+            print(f"  {failure}")
+        return 1
     return 0
