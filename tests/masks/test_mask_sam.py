@@ -81,6 +81,10 @@ def test_unreadable_checkpoint_and_unknown_type(tmp_path):
         load_sam_model("vit_b", bad)
     with pytest.raises(ConfigError, match="vit_x"):
         load_sam_model("vit_x", bad)
+    with pytest.raises(ConfigError, match="points_per_side"):
+        SamConfig(points_per_side=0)
+    with pytest.raises(ConfigError, match=r"\[0, 1\]"):
+        SamConfig(pred_iou_thresh=1.5)
 
 
 def test_cache_key_tracks_settings(tiny_sam_checkpoint):

@@ -59,6 +59,14 @@ class SamConfig:
     crop_n_points_downscale_factor: int = 1
     min_mask_region_area: int = 0
 
+    def __post_init__(self) -> None:
+        if self.points_per_side < 1 or self.points_per_batch < 1 or self.crop_n_layers < 0:
+            raise ConfigError(f"SAM needs points_per_side, points_per_batch >= 1, crop_n_layers >= 0: {self}")
+        thresholds = (self.pred_iou_thresh, self.stability_score_thresh, self.box_nms_thresh)
+        thresholds += (self.crop_nms_thresh,)
+        if not all(0.0 <= t <= 1.0 for t in thresholds):
+            raise ConfigError(f"SAM thresholds must lie in [0, 1]: {self}")
+
     def generator_kwargs(self) -> dict:
         """Keyword arguments of ``SamAutomaticMaskGenerator`` (everything but the model)."""
         return {
