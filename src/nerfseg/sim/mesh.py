@@ -115,6 +115,13 @@ def quad(x0: float, x1: float, y0: float, y1: float, z: float) -> np.ndarray:
     return corners[np.array([[0, 1, 2], [0, 2, 3]])]
 
 
+def sloped_quad(x0: float, x1: float, y_near: float, y_far: float, z_near: float, z_far: float) -> np.ndarray:
+    """(2, 3, 3) triangles of the rectangle [x0, x1] x [y_near, y_far] whose height goes linearly from
+    ``z_near`` (at y_near) to ``z_far`` (at y_far) (a bank rising away from the road)."""
+    corners = np.array([[x0, y_near, z_near], [x1, y_near, z_near], [x1, y_far, z_far], [x0, y_far, z_far]])
+    return corners[np.array([[0, 1, 2], [0, 2, 3]])]
+
+
 def cylinder(
     radius: float, height: float, segments: int = 10, axis: str = "z", center=(0.0, 0.0, 0.0)
 ) -> np.ndarray:

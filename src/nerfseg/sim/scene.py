@@ -13,7 +13,7 @@ import numpy as np
 
 from nerfseg.sim.classes import CLASS_BY_RAW_ID
 from nerfseg.sim.config import SceneConfig
-from nerfseg.sim.mesh import TriMesh, box, cylinder, ellipsoid, labeled, place, quad
+from nerfseg.sim.mesh import TriMesh, box, cylinder, ellipsoid, labeled, place, quad, sloped_quad
 
 ROAD, PARKING, SIDEWALK, OTHER_GROUND, BUILDING, FENCE, LANE = 40, 44, 48, 49, 50, 51, 60
 VEGETATION, TRUNK, TERRAIN, POLE, SIGN = 70, 71, 72, 80, 81
@@ -228,19 +228,18 @@ def generate_scene(
         walk_y = side * (road_half + park_w + side_w)
         # Sidewalk with its kerb (a low box).
         b.add(box((length, side_w, kerb), ((x0 + x1) / 2, (kerb_y + walk_y) / 2, kerb / 2)), SIDEWALK)
-        # Verge: terrain with patches of other ground (gravel), from the sidewalk to the building line.
+        # Verge: a bank of terrain rising away from the sidewalk, with patches of other ground (gravel).
         verge_w = rng.uniform(3.0, 7.0)
         verge_y = side * (abs(walk_y) + verge_w)
+        rise = verge_w * rng.uniform(0.02, 0.1)
         x = x0
         while x < x1:
             seg = rng.uniform(8.0, 30.0)
             raw = OTHER_GROUND if rng.random() < 0.25 else TERRAIN
-            y_a, y_b = sorted((walk_y, verge_y))
-            b.add(quad(x, min(x + seg, x1), y_a, y_b, 0.0 + kerb * 0.5), raw)
+            b.add(sloped_quad(x, min(x + seg, x1), walk_y, verge_y, kerb, kerb + rise), raw)
             x += seg
         # Far ground behind the building line.
-        y_a, y_b = sorted((verge_y, side * 70.0))
-        b.add(quad(x0, x1, y_a, y_b, kerb * 0.5), TERRAIN)
+        b.add(quad(x0, x1, *sorted((verge_y, side * 70.0)), kerb + rise), TERRAIN)
 
         # Buildings with gaps; fences and bushes in the gaps.
         x = x0
