@@ -161,7 +161,11 @@ def to_markdown(result: dict, meta: dict) -> str:
         f"{', '.join(result['classes_present'])}",
         f"- masks: superpixel {meta['superpixel']}, "
         f"{result['masks_per_image_mean']:.0f} masks per image on average",
-        f"- noise model (nerfseg.masks.noisy_teacher): {meta['noise']}, seed {meta['seed']}",
+        f"- noise model (nerfseg.masks.noisy_teacher): {meta['noise']}, seed {meta['seed']}: one-hot ground "
+        "truth blurred (Gaussian, blur_sigma px), a share `confusion` of each class's probability moved to a "
+        "fixed random other class, log taken (floored), i.i.d. Gaussian logit noise (pixel_noise) plus a "
+        "smooth Gaussian logit field (field_noise, correlation field_scale px), softmax; pixels without "
+        "ground truth render all-zero",
         f"- run time: {result['seconds']:.1f} s (masks: {result['mask_cache']} in the mask cache)",
         "",
         f"Argmax of the noisy distribution: pixel accuracy **{result['argmax_accuracy']:.3f}** on 100% "
