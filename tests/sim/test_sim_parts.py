@@ -29,6 +29,10 @@ def test_config_yaml_and_errors(tmp_path):
         sim_config_from_dict({"frames": 2.5})
     with pytest.raises(ConfigError, match="expected true/false"):
         sim_config_from_dict({"no_parallax": "yes"})
+    with pytest.raises(ConfigError, match="lidar.dropout is out of range"):
+        sim_config_from_dict({"lidar": {"dropout": 1.5}})
+    with pytest.raises(ConfigError, match="nuscenes.version"):
+        sim_config_from_dict({"nuscenes": {"version": "v2"}})
     bad = tmp_path / "bad.yaml"
     bad.write_text("frames: [\n")
     with pytest.raises(ConfigError, match="bad.yaml"):

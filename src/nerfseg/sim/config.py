@@ -136,9 +136,39 @@ def _from_dict(cls, data: dict, where: str):
     return cls(**kwargs)
 
 
+def validate_sim_config(config: SimConfig, where: str = "config") -> SimConfig:
+    """Raise ConfigError naming the first out-of-range value; return ``config`` unchanged otherwise."""
+    checks = [
+        ("frames", config.frames >= 1),
+        ("ego_speed_mps", config.ego_speed_mps >= 0),
+        ("frame_interval_s", config.frame_interval_s > 0),
+        ("scribble_fraction", 0 <= config.scribble_fraction <= 1),
+        ("jpeg_quality", 1 <= config.jpeg_quality <= 100),
+        ("lidar.beams", config.lidar.beams >= 1),
+        ("lidar.azimuth_steps", config.lidar.azimuth_steps >= 1),
+        ("lidar.fov_up_deg", -90 <= config.lidar.fov_down_deg <= config.lidar.fov_up_deg <= 90),
+        ("lidar.dropout", 0 <= config.lidar.dropout < 1),
+        ("lidar.range_noise_m", config.lidar.range_noise_m >= 0),
+        ("lidar.max_range_m", 0 <= config.lidar.min_range_m < config.lidar.max_range_m),
+        ("lidar.sweep_period_s", config.lidar.sweep_period_s >= 0),
+        ("lidar.dynamic_time_slices", config.lidar.dynamic_time_slices >= 1),
+        ("camera.image_scale", config.camera.image_scale > 0),
+        ("camera.width", config.camera.width >= 1 and config.camera.height >= 1),
+        ("nuscenes.beams", config.nuscenes.beams >= 1 and config.nuscenes.azimuth_steps >= 1),
+        ("nuscenes.image_scale", config.nuscenes.image_scale > 0),
+        ("nuscenes.keyframe_interval_s", config.nuscenes.keyframe_interval_s > 0),
+        ("nuscenes.version", config.nuscenes.version in ("v1.0-mini", "v1.0-trainval")),
+    ]
+    for name, ok in checks:
+        if not ok:
+            raise ConfigError(f"{where}: {name} is out of range")
+    return config
+
+
 def sim_config_from_dict(data: dict, where: str = "config") -> SimConfig:
-    """Build a SimConfig from a (possibly partial) nested mapping; unknown keys raise ConfigError."""
-    return _from_dict(SimConfig, data or {}, where)
+    """Build a SimConfig from a (possibly partial) nested mapping; unknown keys or out-of-range values
+    raise ConfigError."""
+    return validate_sim_config(_from_dict(SimConfig, data or {}, where), where)
 
 
 def load_sim_config(path: str | Path) -> SimConfig:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nerfseg.errors import ConfigError
 from nerfseg.io_utils import atomic_write_bytes, atomic_write_text
 from nerfseg.sim.camera import render
 from nerfseg.sim.classes import NUSCENES_CATEGORIES, NUSCENES_INDEX_LUT
@@ -77,6 +78,10 @@ def nuscenes_scene_names(version: str, count: int) -> list[str]:
     from nerfseg.data.nuscenes_splits import SCENE_SPLITS
 
     train, val = {"v1.0-mini": ("mini_train", "mini_val"), "v1.0-trainval": ("train", "val")}[version]
+    if not 1 <= count <= len(SCENE_SPLITS[train]) + 1:
+        raise ConfigError(
+            f"{version} has room for 1 to {len(SCENE_SPLITS[train]) + 1} simulated scenes, got {count}"
+        )
     if count == 1:
         return [SCENE_SPLITS[train][0]]
     return list(SCENE_SPLITS[train][: count - 1]) + [SCENE_SPLITS[val][0]]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from nerfseg.errors import ConfigError
 from nerfseg.io_utils import atomic_write_text
-from nerfseg.sim.config import SimConfig, sim_config_to_dict
+from nerfseg.sim.config import SimConfig, sim_config_to_dict, validate_sim_config
 
 VAL_SEQUENCE = "08"
 """SemanticKITTI's official validation sequence."""
@@ -62,26 +62,26 @@ def simulate(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     count = sequences if isinstance(sequences, int) else len(sequences)
-    if config.frames < 1:
-        raise ConfigError(f"frames must be >= 1, got {config.frames}")
+    validate_sim_config(config)
+    if fmt is OutputFormat.SEMANTICKITTI:
+        names = sequences if not isinstance(sequences, int) else parse_sequences(str(sequences))
+    else:
+        from nerfseg.sim.nuscenes_writer import NuScenesWriter, nuscenes_scene_names
+
+        names = nuscenes_scene_names(config.nuscenes.version, count)
     bar = tqdm(
-        total=count * config.frames, desc=f"simulate {fmt.value}", unit="frame", disable=not show_progress
+        total=len(names) * config.frames,
+        desc=f"simulate {fmt.value}",
+        unit="frame",
+        disable=not show_progress,
     )
     try:
         if fmt is OutputFormat.SEMANTICKITTI:
             from nerfseg.sim.kitti import write_kitti_sequence
 
-            names = sequences if not isinstance(sequences, int) else parse_sequences(str(sequences))
             for seq in names:
                 write_kitti_sequence(out, seq, config, progress=bar.update, workers=workers)
         else:
-            from nerfseg.sim.nuscenes_writer import NuScenesWriter, nuscenes_scene_names
-
-            if config.nuscenes.version not in ("v1.0-mini", "v1.0-trainval"):
-                raise ConfigError(
-                    f"nuscenes.version must be v1.0-mini or v1.0-trainval, got {config.nuscenes.version}"
-                )
-            names = nuscenes_scene_names(config.nuscenes.version, count)
             writer = NuScenesWriter(out, config)
             for index, name in enumerate(names):
                 writer.write_scene(index, name, progress=bar.update)
