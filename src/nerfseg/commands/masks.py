@@ -96,7 +96,7 @@ def register(subparsers) -> None:
     sam.add_argument("--stability-score-thresh", type=float, default=0.95, help="(default %(default)s)")
 
     fu = parser.add_argument_group("preview fusion")
-    fu.add_argument("--tau-mask", type=float, default=0.5, help="(default %(default)s)")
+    fu.add_argument("--tau-mask", type=float, default=0.4, help="(default %(default)s)")
     fu.add_argument("--tau-pix", type=float, default=0.9, help="(default %(default)s)")
     parser.set_defaults(func=run)
 
