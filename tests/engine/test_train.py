@@ -29,7 +29,7 @@ def tiny_overrides(root: Path, steps: int) -> list[str]:
         "train.val_every=0",
         "train.lr=0.02",
         "train.progress=false",
-        "train.num_threads=2",
+        "train.num_threads=1",
         "data.batch_size=2",
         "data.num_workers=0",
         "model.segmentor.preset=tiny",

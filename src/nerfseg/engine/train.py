@@ -169,7 +169,7 @@ def _train_step(
     )
     optimizer.step()
     scheduler.step()
-    result = {k: float(v.detach()) for k, v in losses.items()}
+    result = {("supervised" if k == "total" else k): float(v.detach()) for k, v in losses.items()}
     result["loss"] = float(total.detach())
     result["grad_norm"] = float(grad_norm)
     return result
