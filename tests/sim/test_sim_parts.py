@@ -133,6 +133,7 @@ def test_simulate_and_parallax_commands(tmp_path, capsys):
         "00",
         "--no-progress",
         "--no-parallax",
+        "--preview",
         "--set",
         "camera.image_scale=0.25",
         "--set",
@@ -143,6 +144,12 @@ def test_simulate_and_parallax_commands(tmp_path, capsys):
     assert main(args) == 0
     assert "wrote 1 sequence(s) (00) x 1 frames" in capsys.readouterr().out
     assert (out / "sim_config.yaml").is_file() and (out / "sequences/00/velodyne/000000.bin").is_file()
+    from PIL import Image
+
+    bev = Image.open(out / "previews/00_000000_bev.png")
+    camera = Image.open(out / "previews/00_000000_camera.png")
+    assert bev.size == (800, 800) and camera.size == (310, 2 * 94)
+    assert np.asarray(bev).any()  # points were drawn
     report = tmp_path / "p.json"
     assert main(["parallax", str(out), "--no-progress", "--per-class", "--json", str(report)]) == 0
     text = capsys.readouterr().out

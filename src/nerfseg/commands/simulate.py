@@ -22,6 +22,7 @@ examples:
   nerfseg simulate data/sim --frames 40                      # sequences 00 (train) and 08 (val)
   nerfseg simulate data/sim --frames 100 --sequences 00,01,08 --seed 3
   nerfseg simulate data/sim_np --frames 20 --no-parallax
+  nerfseg simulate data/sim --frames 100 --workers 2 --preview  # + previews/00_000000_{bev,camera}.png
   nerfseg simulate data/nus --format nuscenes --frames 10    # scenes scene-0061 (train), scene-0103 (val)
   nerfseg simulate data/sim --config my_sim.yaml --set lidar.beams=32
 """
@@ -71,6 +72,12 @@ def register(subparsers) -> None:
         default=1,
         help="processes rendering SemanticKITTI frames in parallel (same output; default %(default)s)",
     )
+    parser.add_argument(
+        "--preview",
+        action="store_true",
+        help="also write OUT/previews/SS_000000_{bev,camera}.png (top view of the first scan in class "
+        "colours; camera image above its ground-truth classes); SemanticKITTI layout only",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -99,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nerfseg.errors import ConfigError
     from nerfseg.sim.config import sim_config_from_dict
-    from nerfseg.sim.simulate import OutputFormat, parse_sequences, simulate
+    from nerfseg.sim.simulate import OutputFormat, parse_sequences, simulate, write_previews
 
     data: dict = {}
     if args.config:
@@ -128,6 +135,10 @@ def run(args: argparse.Namespace) -> int:
         show_progress=not args.no_progress,
         workers=args.workers,
     )
+    if args.preview and fmt is OutputFormat.SEMANTICKITTI:
+        for seq in names:
+            for path in write_previews(args.out, seq):
+                print(f"preview: {path}")
     print(
         f"wrote {len(names)} {'sequence' if fmt is OutputFormat.SEMANTICKITTI else 'scene'}(s) "
         f"({', '.join(names)}) x {config.frames} frames to {args.out} in {time.perf_counter() - start:.1f} s"

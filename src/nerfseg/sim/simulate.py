@@ -92,3 +92,30 @@ def simulate(
 
     atomic_write_text(out / "sim_config.yaml", yaml.safe_dump(sim_config_to_dict(config), sort_keys=False))
     return list(names)
+
+
+def write_previews(out: str | Path, sequence: str, frame: int = 0) -> list[Path]:
+    """Look-at figures of one SemanticKITTI-layout frame: ``OUT/previews/SS_FFFFFF_bev.png`` (top view of
+    the scan in SemanticKITTI class colours, 80 m x 80 m) and ``OUT/previews/SS_FFFFFF_camera.png`` (the
+    camera image above its ground-truth semantic image)."""
+    import numpy as np
+    from PIL import Image
+
+    from nerfseg.io_utils import atomic_write_bytes
+    from nerfseg.sim.images import png_bytes
+    from nerfseg.viz.bev import raw_id_colors, write_bev_png
+
+    folder = Path(out) / "sequences" / sequence
+    name = f"{frame:06d}"
+    points = np.fromfile(folder / "velodyne" / f"{name}.bin", np.float32).reshape(-1, 4)
+    labels = np.fromfile(folder / "labels" / f"{name}.label", np.uint32)
+    previews = Path(out) / "previews"
+    bev = write_bev_png(previews / f"{sequence}_{name}_bev.png", points, raw_id_colors(labels), 40.0, 0.1)
+    rgb = np.asarray(Image.open(folder / "image_2" / f"{name}.png").convert("RGB"))
+    semantic = np.asarray(Image.open(folder / "semantic_2" / f"{name}.png")).astype(np.int64)
+    colours = raw_id_colors(semantic.ravel()).reshape(semantic.shape + (3,))
+    colours[semantic == 0] = 0
+    camera = atomic_write_bytes(
+        previews / f"{sequence}_{name}_camera.png", png_bytes(np.concatenate([rgb, colours]))
+    )
+    return [bev, camera]
