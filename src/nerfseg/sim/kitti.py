@@ -3,9 +3,9 @@
 Layout written per sequence ``OUT/sequences/SS/``: ``velodyne/FFFFFF.bin`` (float32 x, y, z, remission),
 ``labels/FFFFFF.label`` (uint32 instance << 16 | raw semantic id), ``scribbles/FFFFFF.label`` (same format,
 0 = unlabeled), ``image_2/FFFFFF.png``, ``semantic_2/FFFFFF.png`` (16-bit raw ids), ``depth_2/FFFFFF.png``
-(16-bit millimetres along the camera z axis, 0 = no hit), ``calib.txt`` (P0..P3, Tr), ``poses.txt`` (cam0 pose
-at each scan in the cam0 frame of scan 0), ``times.txt`` (LiDAR sweep reference times, seconds) and
-``times_image_2.txt`` (camera capture times, same clock).
+(16-bit millimetres along the camera z axis, 0 = no hit, clipped at 65.535 m), ``calib.txt`` (P0..P3, Tr),
+``poses.txt`` (cam0 pose at each scan in the cam0 frame of scan 0), ``times.txt`` (LiDAR sweep reference
+times, seconds) and ``times_image_2.txt`` (camera capture times, same clock).
 
 Timing model: scan i has reference time ``i * frame_interval_s``; its firings spread over one sweep period
 around it (see `nerfseg.sim.lidar`) and returns are de-skewed into the LiDAR frame at the reference time
