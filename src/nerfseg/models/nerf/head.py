@@ -34,6 +34,8 @@ class NerfConfig:
             by the MLP, so use enough bins that consecutive samples are about a voxel apart or closer
             ((far - near) / samples_per_ray <= voxel size): thinner sampling can step over thin surfaces.
         importance_samples: extra samples drawn from a first pass's weights (0 disables the second pass).
+        lidar_samples_per_ray: stratified bins of a LiDAR ray (origin to ``range + lidar_surface_margin``,
+            much shorter than a camera ray's [near, far]).
         lidar_surface_samples: extra stratified bins within ``+-lidar_surface_margin`` of each LiDAR return.
         pe_frequencies, pe_scale: positional encoding of the sample position (L frequencies, metres -> 1).
         mlp_width, mlp_depth: the field MLP's hidden width and number of hidden layers.
@@ -49,6 +51,7 @@ class NerfConfig:
     far: float = 60.0
     samples_per_ray: int = 256
     importance_samples: int = 0
+    lidar_samples_per_ray: int = 64
     lidar_surface_samples: int = 16
     lidar_surface_margin: float = 0.5
     pe_frequencies: int = 4
@@ -116,6 +119,7 @@ class NerfHead(nn.Module):
         far: torch.Tensor | None = None,
         surface_depth: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        num_samples: int | None = None,
     ) -> RenderOutput:
         """Render R rays through the sparse voxel features of a batch of scans.
 
@@ -128,9 +132,12 @@ class NerfHead(nn.Module):
             near, far: optional (R,) per-ray interval (default cfg.near / cfg.far).
             surface_depth: optional (R,) known surface distance (LiDAR range): adds band samples around it.
             generator: random source of the stratified / importance draws (used in training mode only).
+            num_samples: stratified bins per ray (default cfg.samples_per_ray).
         """
         grid = VoxelGrid(voxel_coords, voxel_feats, voxel_size)
-        return self.render_grid(grid, ray_batch, origins, dirs, near, far, surface_depth, generator)
+        return self.render_grid(
+            grid, ray_batch, origins, dirs, near, far, surface_depth, generator, num_samples
+        )
 
     def render_grid(
         self,
@@ -142,6 +149,7 @@ class NerfHead(nn.Module):
         far: torch.Tensor | None = None,
         surface_depth: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        num_samples: int | None = None,
     ) -> RenderOutput:
         """:meth:`render` with a prebuilt :class:`VoxelGrid` (build it once to render many ray chunks)."""
         cfg = self.cfg
@@ -152,7 +160,7 @@ class NerfHead(nn.Module):
         near = torch.full((num_rays,), cfg.near, device=device) if near is None else near.float()
         far = torch.full((num_rays,), cfg.far, device=device) if far is None else far.float()
         perturb = self.training
-        edges = stratified_edges(near, far, cfg.samples_per_ray, perturb, generator)
+        edges = stratified_edges(near, far, num_samples or cfg.samples_per_ray, perturb, generator)
         if surface_depth is not None and cfg.lidar_surface_samples > 0:
             band = band_edges(
                 surface_depth,
