@@ -146,3 +146,9 @@ def test_nuscenes_lidar_to_cam_matches_the_rig(nuscenes_root):
         expected = invert(ego_T_cam) @ invert(shift) @ ego_T_lidar
         assert np.allclose(cam.lidar_to_cam, expected, atol=1e-5), cam.name
     assert max(np.abs(delays)) <= 0.025 + 1e-6 and len(set(np.round(delays, 6))) > 1
+
+
+def test_recorded_config_loads_back(kitti_root):
+    from nerfseg.sim.config import load_sim_config
+
+    assert load_sim_config(kitti_root / "sim_config.yaml") == tiny_config()
