@@ -21,7 +21,7 @@ examples:
   nerfseg masks data/sim --dataset semantickitti --split val --preview 4
   nerfseg masks /data/semantickitti --dataset semantickitti \\
       --source sam --checkpoint weights/sam_vit_h_4b8939.pth --model-type vit_h --device cuda
-  nerfseg masks /data/nuscenes --dataset nuscenes --version v1.0-mini --cache /scratch/masks
+  nerfseg masks /data/nuscenes --dataset nuscenes --version v1.0-mini --split mini_train --cache /scratch/m
 """
 
 
@@ -43,8 +43,8 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--split",
         default="train",
-        choices=["train", "val", "test"],
-        help="split whose camera images get masks (default %(default)s)",
+        help="split whose camera images get masks: train, val, test (nuScenes v1.0-mini: mini_train, "
+        "mini_val) (default %(default)s)",
     )
     parser.add_argument("--version", default="v1.0-trainval", help="nuScenes version (default %(default)s)")
     parser.add_argument(
