@@ -184,3 +184,23 @@ def test_missing_calib_and_labels(tmp_path):
     (tmp_path / "sequences" / "08" / "labels").rmdir()
     with pytest.raises(DataError, match="label folder not found"):
         SemanticKittiDataset(tmp_path, "val")
+
+
+def test_real_odometry_calib_camera_looks_forward(tmp_path, real_data):
+    folder = tmp_path / "sequences" / "00"
+    points = np.array([[10.0, 0, 0, 0.5], [-10, 0, 0, 0.5], [20, 5, 0, 0.5]], np.float32)
+    write_scan(folder, 0, points, np.array([10, 10, 10], np.uint32))
+    (folder / "image_2").mkdir()
+    Image.fromarray(np.zeros((376, 1241, 3), np.uint8)).save(folder / "image_2" / "000000.png")
+    (folder / "calib.txt").write_bytes((real_data / "kitti_odometry_calib" / "calib.txt").read_bytes())
+    from nerfseg.geometry.transforms import project_points
+
+    sample = SemanticKittiDataset(tmp_path, "train")[0]
+    cam = sample.cameras[0]
+    assert cam.image_size == (1241, 376)
+    uv, depth, visible = project_points(sample.points[:, :3], cam.lidar_to_cam, cam.K, cam.image_size)
+    np.testing.assert_array_equal(visible, [True, False, True])  # ahead: in view; behind: not
+    assert abs(uv[0, 0] - 607.19) < 15 and abs(uv[0, 1] - 185.2) < 60  # near the principal point
+    assert uv[2, 0] < uv[0, 0]  # a point to the left (+y in the LiDAR frame) lands left in the image
+    # The camera centre sits within a metre of the LiDAR (KITTI rig: ~0.27 m behind, ~0.08 m below).
+    assert np.linalg.norm(cam.cam_to_lidar[:3, 3]) < 1.0
