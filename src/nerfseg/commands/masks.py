@@ -13,7 +13,7 @@ reads this cache.
 --preview N writes a PNG for each of the first N images (default folder: the cache folder's preview/):
 image, masks (random colours) and, when the dataset has per-pixel ground truth (the built-in simulator's
 semantic_2/), the argmax of a noisy stand-in teacher distribution made from it (noise model:
-nerfseg.masks.noisy_teacher) and its fused pseudo-labels (tau_mask / tau_pix below). Without ground truth
+nerfseg.masks.noisy_teacher) and its fused pseudo-labels (--tau-mask, --tau-pix). Without ground truth
 the preview shows image and masks only.
 
 examples:
@@ -96,8 +96,12 @@ def register(subparsers) -> None:
     sam.add_argument("--stability-score-thresh", type=float, default=0.95, help="(default %(default)s)")
 
     fu = parser.add_argument_group("preview fusion")
-    fu.add_argument("--tau-mask", type=float, default=0.4, help="(default %(default)s)")
-    fu.add_argument("--tau-pix", type=float, default=0.9, help="(default %(default)s)")
+    fu.add_argument(
+        "--tau-mask", type=float, default=0.4, help="min. mean class prob. of a mask (default %(default)s)"
+    )
+    fu.add_argument(
+        "--tau-pix", type=float, default=0.9, help="min. class prob. of a lone pixel (default %(default)s)"
+    )
     parser.set_defaults(func=run)
 
 
