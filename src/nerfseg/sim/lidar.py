@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nerfseg.sim.classes import REMISSION_LUT
+from nerfseg.sim.camera import texture
+from nerfseg.sim.classes import ALBEDO_LUT, REMISSION_LUT
 from nerfseg.sim.config import LidarConfig
 from nerfseg.sim.mesh import TriMesh
 from nerfseg.sim.raycast import Hits, RayCaster, combine
@@ -134,6 +135,13 @@ def simulate_scan(
     semantic = mesh.semantic[tri]
     cos_inc = np.abs(np.sum(hits.normal[idx] * world_dirs[idx], axis=1))
     remission = REMISSION_LUT[semantic] * (0.55 + 0.45 * cos_inc) * np.exp(-rng_kept / 250.0)
+    # Surface variation: brighter / darker paint than the class's albedo reflects more / less, and the same
+    # procedural texture the camera shows modulates it spatially.
+    luminance = mesh.colors[tri] @ np.float32([0.3, 0.59, 0.11])
+    class_luminance = ALBEDO_LUT[semantic] @ np.float32([0.3, 0.59, 0.11])
+    remission *= np.clip(luminance / np.maximum(class_luminance, 1e-3), 0.5, 1.5)
+    world_hits = origins[idx] + world_dirs[idx] * hits.distance[idx, None]
+    remission *= texture(world_hits, semantic)
     remission = np.clip(remission + rng.normal(0.0, config.remission_noise, remission.shape), 0.0, 1.0)
     points = np.concatenate([xyz, remission[:, None]], 1).astype(np.float32)
     return Scan(
