@@ -8,6 +8,16 @@ from nerfseg.models.backbone import BACKBONE_PRESETS, BackboneConfig, MinkUNet, 
 from nerfseg.sparse import SparseTensor, voxelize
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one torch thread avoids OpenMP barrier waits on the shared 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+
 def surface_scan(seed: int, n: int = 1500) -> torch.Tensor:
     """(n, 4) points on a ground plane and a wall, x, y, z metres and intensity."""
     g = torch.Generator().manual_seed(seed)

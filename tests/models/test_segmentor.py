@@ -9,6 +9,16 @@ from nerfseg.errors import ConfigError
 from nerfseg.models.segmentor import LidarSegmentor, SegmentorConfig
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one torch thread avoids OpenMP barrier waits on the shared 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+
 def two_class_scan(seed: int, n: int = 800) -> tuple[torch.Tensor, torch.Tensor]:
     """(n, 4) points on the ground (class 0) and on a box (class 1); labels (n,)."""
     g = torch.Generator().manual_seed(seed)

@@ -25,7 +25,9 @@ from nerfseg.sparse.kernel_map import KernelMap
 from nerfseg.sparse.tensor import SparseTensor
 
 DEFAULT_CHUNK_ROWS = 8192
-"""Pairs processed per gather/matmul/scatter step (measured in benchmarks/bench_sparse.py)."""
+"""Pairs per gather/matmul/scatter step on CPU (buffers stay in cache; see benchmarks/bench_sparse.py)."""
+CUDA_CHUNK_ROWS = 1 << 18
+"""Pairs per step on GPUs, where fewer, larger kernels win."""
 
 
 def _chunks(kmap: KernelMap, chunk_rows: int):
@@ -120,7 +122,7 @@ class _SparseConvFunction(torch.autograd.Function):
 
 
 def sparse_conv(
-    feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, chunk_rows: int = DEFAULT_CHUNK_ROWS
+    feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, chunk_rows: int | None = None
 ) -> torch.Tensor:
     """Apply a sparse convolution: ``out[o] = sum over pairs (i, o) of offset k of feats[i] @ weight[k]``.
 
@@ -128,6 +130,8 @@ def sparse_conv(
         feats: (M_in, Cin) float input features.
         weight: (K, Cin, Cout) weights, K = ``kmap.num_offsets``.
         kmap: the kernel map (pairs per offset).
+        chunk_rows: pairs per gather/matmul/scatter step (default: DEFAULT_CHUNK_ROWS on CPU,
+            CUDA_CHUNK_ROWS on GPUs); bounds the two work buffers to chunk_rows x (Cin + Cout) values.
     Returns: (kmap.num_out, Cout) features. Differentiable in ``feats`` and ``weight``. Under autocast
         both are cast to the autocast dtype (e.g. bf16 on CUDA) and the result has that dtype.
     """
@@ -137,6 +141,10 @@ def sparse_conv(
             f"{feats.shape[1]} input channels"
         )
     device_type = feats.device.type
+    if chunk_rows is None:
+        chunk_rows = CUDA_CHUNK_ROWS if device_type == "cuda" else DEFAULT_CHUNK_ROWS
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     dtype = feats.dtype
     if torch.is_autocast_enabled(device_type):
         dtype = torch.get_autocast_dtype(device_type)
