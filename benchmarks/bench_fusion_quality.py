@@ -206,9 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/fusion_quality.md"))
     parser.add_argument("--max-images", type=int, default=0, help="0 = all")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--method", default="felzenszwalb", choices=["felzenszwalb", "slic"], help="superpixels"
+    )
+    parser.add_argument(
+        "--pixel-noise", type=float, default=TeacherNoiseConfig.pixel_noise, help="logit noise std"
+    )
+    parser.add_argument(
+        "--field-noise", type=float, default=TeacherNoiseConfig.field_noise, help="smooth noise std"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    noise, sp_cfg = TeacherNoiseConfig(), SuperpixelConfig()
+    noise = TeacherNoiseConfig(pixel_noise=args.pixel_noise, field_noise=args.field_noise)
+    sp_cfg = SuperpixelConfig(method=args.method)
     result = measure(args.data, noise, sp_cfg, args.max_images, args.seed)
     meta = {
         "command": "python " + shlex.join([Path(sys.argv[0]).as_posix()] + (argv or sys.argv[1:])),
