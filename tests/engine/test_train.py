@@ -138,3 +138,29 @@ def test_cli_errors_are_one_clear_line(tiny_kitti, tmp_path, capsys):
         run = tmp_path / "short"
         train(cfg, run)
         train(load_config(PRESET, tiny_overrides(tiny_kitti, 4) + ["train.max_steps=3"]), run, resume=True)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 10, 11])
+@pytest.mark.parametrize("pct", [0.01, 0.1, 0.5, 0.99])
+def test_one_cycle_schedule_for_any_length(steps, pct):
+    from nerfseg.engine.train import build_optimizer
+
+    cfg = load_config(None, [f"train.max_steps={steps}", f"train.pct_start={pct}", "train.lr=0.01"])
+    optimizer, scheduler = build_optimizer(cfg, torch.nn.Linear(2, 2).parameters())
+    lrs = []
+    for _ in range(steps):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert all(0 < lr <= 0.01 + 1e-12 for lr in lrs)
+    if steps >= 10:
+        peak = int(np.argmax(lrs))
+        assert lrs[peak] == pytest.approx(0.01, rel=0.05) and 1 <= peak <= steps - 2
+        assert lrs[-1] < 0.01 / 25
+
+
+def test_help_texts():
+    for command in ("train", "predict"):
+        with pytest.raises(SystemExit) as done:
+            main([command, "--help"])
+        assert done.value.code == 0

@@ -91,13 +91,23 @@ def voxel_feature_dim(model: torch.nn.Module) -> int:
 def build_optimizer(
     cfg: Config, params
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
-    """AdamW with a one-cycle schedule over ``train.max_steps`` steps."""
+    """AdamW with a one-cycle schedule over ``train.max_steps`` steps.
+
+    The warm-up is ``train.pct_start * max_steps`` rounded to whole steps (at least 1; torch's OneCycleLR
+    divides by zero when the warm-up ends exactly on step 0 or on the last step).
+    """
     optimizer = torch.optim.AdamW(params, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    total = cfg.train.max_steps
+    if total >= 3:
+        warmup = min(max(round(cfg.train.pct_start * total), 1), total - 2)
+        pct_start = (warmup + 0.5) / total
+    else:
+        pct_start = 0.25
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=cfg.train.lr,
-        total_steps=cfg.train.max_steps,
-        pct_start=cfg.train.pct_start,
+        total_steps=total,
+        pct_start=pct_start,
         div_factor=cfg.train.div_factor,
         final_div_factor=cfg.train.final_div_factor,
     )
