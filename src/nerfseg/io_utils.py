@@ -11,12 +11,22 @@ from pathlib import Path
 from typing import IO
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | Path, writer: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``writer(f)`` on a temporary binary file beside ``path``, then rename it to ``path``."""
+    """Call ``writer(f)`` on a temporary binary file beside ``path``, then rename it to ``path``.
+
+    The file gets the usual permissions of a new file (0666 less the umask), not mkstemp's 0600.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_current_umask())
         with os.fdopen(fd, "wb") as f:
             writer(f)
             f.flush()
