@@ -28,6 +28,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from nerfseg.data.collate import PointBatch, collate_samples
@@ -61,20 +62,19 @@ def make_batch(data_root: str | None, num_scans: int, azimuth_steps: int) -> Poi
              "--sequences", "00", "--no-progress", "--set", f"lidar.azimuth_steps={azimuth_steps}"],
             check=True,
         )  # fmt: skip
-    reader = open_dataset("semantickitti", data_root, "train", sequences=["00"])
+    reader = open_dataset("semantickitti", data_root, "train", sequences=[0])
     return collate_samples([reader[i] for i in range(num_scans)])
 
 
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timed(fn) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
 
 
-def bench_step_overhead(batch, seg_cfg, nerf_cfg, repeats):
+def bench_step_overhead(batch, seg_cfg, nerf_cfg, budgets, repeats):
+    """Times of the plain step and of the step with the head at each LiDAR ray budget (rays per scan),
+    measured round-robin so all see the same machine load. Returns ({name: [seconds]}, stats)."""
     torch.manual_seed(0)
     model = LidarSegmentor(seg_cfg, NUM_CLASSES).train()
     head = NerfHead(nerf_cfg, model.voxel_feature_channels, NUM_CLASSES).train()
@@ -82,24 +82,28 @@ def bench_step_overhead(batch, seg_cfg, nerf_cfg, repeats):
     generator = torch.Generator().manual_seed(0)
     stats = {}
 
-    def step(with_head: bool):
+    def step(budget: int):
         out = model(batch)
         loss = torch.nn.functional.cross_entropy(out.point_logits, batch.labels, ignore_index=255)
-        if with_head:
+        if budget > 0:
+            head.cfg.lidar_rays_per_scan = budget
             nerf = lidar_ray_losses(head, out, batch, generator)
             loss = loss + nerf["total"]
-            stats["num_rays"] = int(nerf["num_rays"])
-            stats["num_voxels"] = int(out.voxel_features.coords.shape[0])
+            stats[f"rays_{budget}"] = int(nerf["num_rays"])
+        stats["num_voxels"] = int(out.voxel_features.coords.shape[0])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
-    step(False), step(True)  # warm-up
-    plain, with_head = [], []
-    for _ in range(repeats):  # alternate so both see the same machine load
-        plain.append(best_of(lambda: step(False), 1))
-        with_head.append(best_of(lambda: step(True), 1))
-    return min(plain), min(with_head), stats
+    schedule = [0, *budgets]
+    for budget in schedule:  # warm-up
+        step(budget)
+    times = {budget: [] for budget in schedule}
+    for _ in range(repeats):
+        for budget in schedule:
+            times[budget].append(timed(lambda b=budget: step(b)))
+    head.cfg.lidar_rays_per_scan = nerf_cfg.lidar_rays_per_scan
+    return times, stats
 
 
 def bench_render_throughput(batch, seg_cfg, nerf_cfg, repeats, num_rays):
@@ -127,7 +131,7 @@ def bench_render_throughput(batch, seg_cfg, nerf_cfg, repeats, num_rays):
         result["camera"] = (r.num_samples, r.num_evaluated, float(r.opacity.detach().mean()))
 
     camera_pass()
-    camera_time = best_of(camera_pass, repeats)
+    camera_time = min(timed(camera_pass) for _ in range(repeats))
     return camera_time, result["camera"]
 
 
@@ -142,7 +146,10 @@ def main() -> int:
     parser.add_argument(
         "--azimuth-steps", type=int, default=512, help="simulated LiDAR columns (default 512)"
     )
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--budgets", default="256,512,1024", help="LiDAR rays per scan to time besides the default"
+    )
     parser.add_argument("--camera-rays", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/results", help="folder of nerf.md / nerf.json")
@@ -152,8 +159,23 @@ def main() -> int:
     batch = make_batch(args.data, args.batch, args.azimuth_steps)
     seg_cfg = SegmentorConfig(preset=args.preset, voxel_size=args.voxel_size)
     nerf_cfg = NerfConfig(enabled=True)
-    plain, with_head, stats = bench_step_overhead(batch, seg_cfg, nerf_cfg, args.repeats)
+    budgets = sorted({nerf_cfg.lidar_rays_per_scan, *(int(b) for b in args.budgets.split(",") if b)})
+    times, stats = bench_step_overhead(batch, seg_cfg, nerf_cfg, budgets, args.repeats)
+    plain = min(times[0])
+    with_head = min(times[nerf_cfg.lidar_rays_per_scan])
     overhead = (with_head - plain) / plain
+    per_budget = {
+        b: {
+            "rays_per_step": stats[f"rays_{b}"],
+            "best_s": round(min(times[b]), 4),
+            "median_s": round(float(np.median(times[b])), 4),
+            "overhead_best": round((min(times[b]) - plain) / plain, 4),
+            "overhead_median": round(
+                (float(np.median(times[b])) - float(np.median(times[0]))) / float(np.median(times[0])), 4
+            ),
+        }
+        for b in budgets
+    }
     camera_time, (samples, evaluated, opacity) = bench_render_throughput(
         batch, seg_cfg, nerf_cfg, args.repeats, args.camera_rays
     )
@@ -168,8 +190,10 @@ def main() -> int:
         "segmentor": {"preset": args.preset, "voxel_size": args.voxel_size},
         "nerf_config": asdict(nerf_cfg),
         "voxels_per_step": stats["num_voxels"],
-        "lidar_rays_per_step": stats["num_rays"],
+        "lidar_rays_per_step": stats[f"rays_{nerf_cfg.lidar_rays_per_scan}"],
         "supervised_step_s": round(plain, 4),
+        "supervised_step_median_s": round(float(np.median(times[0])), 4),
+        "by_budget": per_budget,
         "step_with_nerf_head_s": round(with_head, 4),
         "head_overhead_fraction": round(overhead, 4),
         "target_overhead_fraction": 0.5,
@@ -199,14 +223,26 @@ def main() -> int:
         "| measurement | value |",
         "|---|---|",
         f"| supervised step (forward + CE + backward + AdamW) | {plain:.3f} s |",
-        f"| same step + LiDAR-ray losses ({record['lidar_rays_per_step']} rays, "
-        f"{nerf_cfg.samples_per_ray}+{nerf_cfg.lidar_surface_samples} samples/ray) | {with_head:.3f} s |",
-        f"| **cost the head adds** (target <= 50 %) | **{100 * overhead:.1f} %** |",
+        f"| same step + LiDAR-ray losses at the default budget ({nerf_cfg.lidar_rays_per_scan} rays/scan, "
+        f"{nerf_cfg.lidar_samples_per_ray}+{nerf_cfg.lidar_surface_samples} samples/ray) | "
+        f"{with_head:.3f} s |",
+        f"| **cost the head adds at the default budget** (target <= 50 %) | **{100 * overhead:.1f} %** |",
         f"| camera rays rendered, forward + backward ({args.camera_rays} rays x "
         f"{samples // args.camera_rays} samples) | {camera_time:.3f} s |",
         f"| ray samples / s (forward + backward) | {samples / camera_time:,.0f} |",
         f"| samples through the MLP / s (occupied space only: {evaluated} of {samples}) | "
         f"{evaluated / camera_time:,.0f} |",
+        "",
+        "Cost by LiDAR ray budget (same run; overhead relative to the plain step, best-of and median):",
+        "",
+        "| rays per scan | rays per step | step best | step median | overhead (best) | overhead (median) |",
+        "|---|---|---|---|---|---|",
+        f"| 0 (plain) | 0 | {plain:.3f} s | {record['supervised_step_median_s']:.3f} s | - | - |",
+        *[
+            f"| {b} | {v['rays_per_step']} | {v['best_s']:.3f} s | {v['median_s']:.3f} s | "
+            f"{100 * v['overhead_best']:.1f} % | {100 * v['overhead_median']:.1f} % |"
+            for b, v in per_budget.items()
+        ],
         "",
     ]
     atomic_write_text(out / "nerf.md", "\n".join(md))

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nerfseg.sparse.hashing import VoxelHash, pack_keys, unpack_keys
+from nerfseg.sparse.hashing import VoxelHash, pack_keys
 
 # The 8 corner offsets o in {0,1}^3, ordered x-major: (0,0,0), (0,0,1), (0,1,0), ..., (1,1,1).
 CORNER_OFFSETS = torch.tensor([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=torch.int64)
@@ -37,8 +37,9 @@ class VoxelGrid:
         feats: (M, F) voxel features (any float dtype; gradients flow to them through :meth:`interpolate`).
         voxel_size: edge length of a voxel in metres.
 
-    ``support`` is the set of base indices b that have at least one occupied voxel among their 8 corners
-    (``coords - o`` for o in {0,1}^3), so the empty-space test of a sample is ONE hash lookup.
+    ``support_keys`` are the sorted keys of the base indices b that have at least one occupied voxel among
+    their 8 corners (``coords - o`` for o in {0,1}^3), so the empty-space test of a sample is ONE binary
+    search.
     """
 
     def __init__(self, coords: torch.Tensor, feats: torch.Tensor, voxel_size: float):
@@ -53,8 +54,8 @@ class VoxelGrid:
         self.voxel_size = float(voxel_size)
         self.voxels = VoxelHash(self.coords)
         keys = pack_keys(self.coords)
-        support_keys = torch.unique((keys.unsqueeze(1) - _key_offsets(keys.device)).reshape(-1))
-        self.support = VoxelHash(unpack_keys(support_keys))
+        # Sorted unique keys of the support (torch.unique sorts), searched directly: no second sort.
+        self.support_keys = torch.unique((keys.unsqueeze(1) - _key_offsets(keys.device)).reshape(-1))
 
     @property
     def device(self) -> torch.device:
@@ -79,7 +80,10 @@ class VoxelGrid:
 
     def occupied(self, base_keys: torch.Tensor) -> torch.Tensor:
         """(S,) bool: some voxel among the 8 corners of the cell with these base keys exists."""
-        return self.support.lookup_keys(base_keys) >= 0
+        if self.support_keys.numel() == 0:
+            return torch.zeros_like(base_keys, dtype=torch.bool)
+        pos = torch.searchsorted(self.support_keys, base_keys).clamp_(max=self.support_keys.numel() - 1)
+        return self.support_keys[pos] == base_keys
 
     def corner_rows(self, base_keys: torch.Tensor, frac: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Rows of the 8 corner voxels and their trilinear weights.
