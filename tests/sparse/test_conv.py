@@ -52,13 +52,16 @@ def up_dense_weight(w: torch.Tensor) -> torch.Tensor:
     return w.permute(1, 2, 0).reshape(w.shape[1], w.shape[2], 2, 2, 2)
 
 
-@pytest.mark.parametrize("occupancy,chunk_rows", [(0.3, 16384), (0.6, 7), (0.05, 3)])
-def test_submanifold_conv_matches_dense_conv3d(occupancy, chunk_rows):
+@pytest.mark.parametrize(
+    "occupancy,chunk_rows,block_rows", [(0.3, 16384, None), (0.6, 7, None), (0.05, 3, 4), (0.3, 50, 9)]
+)
+def test_submanifold_conv_matches_dense_conv3d(occupancy, chunk_rows, block_rows):
     torch.manual_seed(0)
     coords = random_coords(occupancy, seed=int(occupancy * 100))
     feats = torch.randn(len(coords), 5, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(27, 5, 3, dtype=torch.float64, requires_grad=True)
-    out = sparse_conv(feats, weight, submanifold_map(coords), chunk_rows=chunk_rows)
+    kmap = submanifold_map(coords, block_rows=block_rows)
+    out = sparse_conv(feats, weight, kmap, chunk_rows=chunk_rows)
 
     dense_in = dense_of(coords, feats.detach()).requires_grad_(True)
     dense_w = submanifold_dense_weight(weight.detach()).requires_grad_(True)
@@ -141,7 +144,7 @@ def test_modules_chain_down_and_up_back_onto_the_same_voxels():
 def test_gradcheck_submanifold_and_strided():
     torch.manual_seed(4)
     coords = random_coords(0.06, seed=6)
-    kmap = submanifold_map(coords)
+    kmap = submanifold_map(coords, block_rows=8)
     assert kmap.in_rows.numel() > 10  # enough neighbour pairs to exercise the gathers
     feats = torch.randn(len(coords), 2, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(27, 2, 2, dtype=torch.float64, requires_grad=True)
@@ -182,12 +185,12 @@ coord_lists = st.lists(
 @settings(max_examples=40, deadline=None)
 def test_submanifold_map_pairs_are_exactly_the_neighbours(coords_list):
     coords = torch.tensor(coords_list, dtype=torch.int64)
-    kmap = submanifold_map(coords)
+    kmap = submanifold_map(coords, block_rows=7)
     offsets = cube_offsets(3)
     found = set()
     for k in range(27):
-        a, b = kmap.bounds[k], kmap.bounds[k + 1]
-        for i, o in zip(kmap.in_rows[a:b].tolist(), kmap.out_rows[a:b].tolist(), strict=True):
+        ins, outs = kmap.pairs_of(k)
+        for i, o in zip(ins.tolist(), outs.tolist(), strict=True):
             assert coords[i, 0] == coords[o, 0]
             assert torch.equal(coords[i, 1:] - coords[o, 1:], offsets[k])
             found.add((i, o))
@@ -199,7 +202,13 @@ def test_submanifold_map_pairs_are_exactly_the_neighbours(coords_list):
         if i != o and ci[0] == co[0] and max(abs(ci[j] - co[j]) for j in (1, 2, 3)) <= 1
     }
     assert found == expected
-    assert kmap.identity_offset == 13 and kmap.bounds[13] == kmap.bounds[14]
+    assert kmap.identity_offset == 13 and kmap.pairs_of(13)[0].numel() == 0
+    # blocks: consecutive output rows, each block's pairs write only its rows
+    assert kmap.blocks[0].row_start == 0 and kmap.blocks[-1].row_end == len(coords_list)
+    for blk in kmap.blocks:
+        outs = kmap.out_rows[blk.pair_start:blk.pair_end]
+        assert bool(((outs >= blk.row_start) & (outs < blk.row_end)).all())
+        assert torch.equal(kmap.out_local[blk.pair_start:blk.pair_end], outs - blk.row_start)
 
 
 @given(coord_lists)
@@ -211,9 +220,9 @@ def test_downsampling_map_parents_are_floor_halves(coords_list):
     offsets = cube_offsets(2)
     assert km.in_rows.sort().values.tolist() == list(range(len(coords)))  # every fine voxel once
     for k in range(8):
-        a, b = km.bounds[k], km.bounds[k + 1]
-        fine, parent = coords[km.in_rows[a:b]], down.coarse_coords[km.out_rows[a:b]]
+        ins, outs = km.pairs_of(k)
+        fine, parent = coords[ins], down.coarse_coords[outs]
         assert torch.equal(fine[:, 0], parent[:, 0])
-        assert torch.equal(fine[:, 1:] - 2 * parent[:, 1:], offsets[k].expand(b - a, 3))
+        assert torch.equal(fine[:, 1:] - 2 * parent[:, 1:], offsets[k].expand(len(ins), 3))
     expected = {(c[0], c[1] // 2, c[2] // 2, c[3] // 2) for c in coords_list}
     assert sorted(expected) == [tuple(c) for c in down.coarse_coords.tolist()]

@@ -30,22 +30,22 @@ CUDA_CHUNK_ROWS = 1 << 18
 """Pairs per step on GPUs, where fewer, larger kernels win."""
 
 
-def _chunks(kmap: KernelMap, chunk_rows: int):
-    """Yield (start, end, segments) for consecutive ranges of at most ``chunk_rows`` pairs.
-
-    A range may span several offsets; ``segments`` lists (k, a, b): the pairs ``[a, b)`` of the range
-    (relative to its start) that belong to offset k.
-    """
-    bounds = kmap.bounds
-    total = bounds[-1]
-    for s in range(0, total, chunk_rows):
-        e = min(s + chunk_rows, total)
-        segments = [
-            (k, max(bounds[k], s) - s, min(bounds[k + 1], e) - s)
-            for k in range(kmap.num_offsets)
-            if bounds[k + 1] > s and bounds[k] < e and bounds[k + 1] > bounds[k]
+def _work_units(kmap: KernelMap, chunk_rows: int):
+    """Yield (row_start, row_end, start, end, segments): pairs ``[start, end)`` (at most ``chunk_rows``)
+    that only write output rows ``[row_start, row_end)``; ``segments`` lists (k, a, b), the pairs
+    ``[a, b)`` of the range (relative to ``start``) that use offset k."""
+    if kmap.blocks is None:
+        blocks = [(0, kmap.num_out, 0, int(kmap.in_rows.numel()), kmap.segments)]
+    else:
+        blocks = [
+            (b.row_start, b.row_end, b.pair_start, b.pair_end, kmap.segments[b.seg_start:b.seg_end])
+            for b in kmap.blocks
         ]
-        yield s, e, segments
+    for r0, r1, p0, p1, segments in blocks:
+        for s in range(p0, p1, chunk_rows):
+            e = min(s + chunk_rows, p1)
+            rel = [(k, max(a, s) - s, min(b, e) - s) for k, a, b in segments if b > s and a < e]
+            yield r0, r1, s, e, rel
 
 
 def _conv_forward(
@@ -60,12 +60,13 @@ def _conv_forward(
     rows = min(chunk_rows, max(1, int(kmap.in_rows.numel())))
     gathered = feats.new_empty((rows, c_in))
     product = feats.new_empty((rows, c_out))
-    for s, e, segments in _chunks(kmap, chunk_rows):
+    local = kmap.out_local if kmap.blocks is not None else kmap.out_rows
+    for r0, r1, s, e, segments in _work_units(kmap, chunk_rows):
         n = e - s
         torch.index_select(feats, 0, kmap.in_rows[s:e], out=gathered[:n])
         for k, a, b in segments:
             torch.mm(gathered[a:b], weight[k], out=product[a:b])
-        out.index_add_(0, kmap.out_rows[s:e], product[:n])
+        out[r0:r1].index_add_(0, local[s:e], product[:n])  # a block's rows: the target stays in cache
     return out
 
 
@@ -82,21 +83,28 @@ def _conv_backward(
     grad_in = None
     grad_w = torch.zeros_like(weight) if need_weight else None
     k_id = kmap.identity_offset
-    if need_input:
+    if need_input and kmap.symmetric:
+        # pairs of offset K-1-k are those of k swapped: the input gradient is a forward pass of the
+        # same (blocked) map with weights W'[K-1-k] = W[k]^T
+        grad_in = _conv_forward(grad_out, weight.flip(0).transpose(1, 2).contiguous(), kmap, chunk_rows)
+    elif need_input:
         grad_in = torch.mm(grad_out, weight[k_id].t()) if k_id is not None else torch.zeros_like(feats)
     if grad_w is not None and k_id is not None:
         torch.mm(feats.t(), grad_out, out=grad_w[k_id])
+    scatter_input = need_input and not kmap.symmetric
+    if not (grad_w is not None or scatter_input):
+        return grad_in, grad_w
     rows = min(chunk_rows, max(1, int(kmap.in_rows.numel())))
     g_buf = grad_out.new_empty((rows, c_out))
     x_buf = feats.new_empty((rows, c_in))
-    for s, e, segments in _chunks(kmap, chunk_rows):
+    for _, _, s, e, segments in _work_units(kmap, chunk_rows):
         n = e - s
         g = torch.index_select(grad_out, 0, kmap.out_rows[s:e], out=g_buf[:n])
         if grad_w is not None:
             x = torch.index_select(feats, 0, kmap.in_rows[s:e], out=x_buf[:n])
             for k, a, b in segments:
                 grad_w[k].addmm_(x[a:b].t(), g[a:b])
-        if grad_in is not None:
+        if scatter_input:
             for k, a, b in segments:  # x_buf is free again: reuse it for the input gradient rows
                 torch.mm(g[a:b], weight[k].t(), out=x_buf[a:b])
             grad_in.index_add_(0, kmap.in_rows[s:e], x_buf[:n])

@@ -19,36 +19,83 @@ from nerfseg.sparse.hashing import VoxelHash, offset_key_deltas, pack_keys, unpa
 
 
 @dataclass
+class OutputBlock:
+    """Pairs ``[pair_start, pair_end)`` write only output rows ``[row_start, row_end)``; their segments
+    are ``KernelMap.segments[seg_start:seg_end]``."""
+
+    row_start: int
+    row_end: int
+    pair_start: int
+    pair_end: int
+    seg_start: int
+    seg_end: int
+
+
+@dataclass
 class KernelMap:
-    """Input/output row pairs of a sparse convolution, grouped by kernel offset.
+    """Input/output row pairs of a sparse convolution, in runs (segments) of one kernel offset.
 
     Attributes:
-        in_rows: (P,) int64 rows of the input features, pairs of offset k in
-            ``in_rows[bounds[k]:bounds[k+1]]``.
+        in_rows: (P,) int64 rows of the input features.
         out_rows: (P,) int64 rows of the output features, aligned with ``in_rows``.
-        bounds: K+1 Python ints, start of each offset's pairs (``bounds[-1] == P``).
+        segments: (k, start, end) runs covering ``[0, P)`` in order: pairs ``start:end`` use offset k.
+        num_offsets: kernel volume K (27 or 8).
         num_out: number of output voxels.
-        identity_offset: index k of an offset whose pairs are exactly (i, i) for every row i, stored
-            with no pairs (applied as a plain matmul), or None.
+        identity_offset: index of an offset whose pairs are exactly (i, i) for every row i, stored with
+            no pairs (applied as one plain matmul), or None.
+        blocks: for output-blocked maps, the blocks of consecutive output rows (each block's pairs are
+            contiguous, so their scatter-add stays in cache); None otherwise.
+        out_local: (P,) int64 ``out_rows`` minus the row start of their block (blocked maps only).
+        symmetric: the pairs of offset ``K-1-k`` are those of offset k swapped (submanifold maps), so the
+            input gradient is the same map applied with flipped, transposed weights.
     """
 
     in_rows: torch.Tensor
     out_rows: torch.Tensor
-    bounds: list[int]
+    segments: list[tuple[int, int, int]]
+    num_offsets: int
     num_out: int
     identity_offset: int | None = None
-
-    @property
-    def num_offsets(self) -> int:
-        return len(self.bounds) - 1
+    blocks: list[OutputBlock] | None = None
+    out_local: torch.Tensor | None = None
+    symmetric: bool = False
 
     def transposed(self, num_out: int) -> KernelMap:
-        """The map of the transposed convolution (inputs and outputs swapped), ``num_out`` outputs."""
-        return KernelMap(self.out_rows, self.in_rows, self.bounds, num_out, self.identity_offset)
+        """The map of the transposed convolution (inputs and outputs swapped), ``num_out`` outputs.
+
+        The result is unblocked (its scatter targets are not grouped) and not marked symmetric."""
+        return KernelMap(
+            self.out_rows, self.in_rows, self.segments, self.num_offsets, num_out, self.identity_offset
+        )
 
     def num_pairs(self, num_in: int) -> int:
         """Number of (input, output) products, counting the identity offset's ``num_in`` pairs."""
         return int(self.in_rows.numel()) + (num_in if self.identity_offset is not None else 0)
+
+    def pairs_of(self, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input rows, output rows) of offset k (identity pairs not included)."""
+        parts = [(s, e) for kk, s, e in self.segments if kk == k]
+        empty = self.in_rows[:0]
+        ins = torch.cat([self.in_rows[s:e] for s, e in parts]) if parts else empty
+        outs = torch.cat([self.out_rows[s:e] for s, e in parts]) if parts else empty
+        return ins, outs
+
+
+def _runs(keys: torch.Tensor, num_keys: int) -> list[tuple[int, int, int]]:
+    """(key, start, end) runs of a sorted (P,) int64 key array, keys in [0, num_keys), empty runs dropped."""
+    counts = torch.bincount(keys, minlength=num_keys).tolist()
+    runs, start = [], 0
+    for key, c in enumerate(counts):
+        if c:
+            runs.append((key, start, start + c))
+            start += c
+    return runs
+
+
+def _grouped_by_offset(in_rows: torch.Tensor, out_rows: torch.Tensor, offset: torch.Tensor, num_offsets: int):
+    """Sort pairs by offset (stable) and return (in_rows, out_rows, segments)."""
+    order = torch.argsort(offset, stable=True)
+    return in_rows[order], out_rows[order], _runs(offset[order], num_offsets)
 
 
 def cube_offsets(kernel_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -62,35 +109,66 @@ def cube_offsets(kernel_size: int, device: torch.device | str = "cpu") -> torch.
     return torch.cartesian_prod(r, r, r).reshape(-1, 3)
 
 
-def submanifold_map(coords: torch.Tensor, table: VoxelHash | None = None) -> KernelMap:
+DEFAULT_BLOCK_ROWS = 2048
+"""Output rows per block of a CPU submanifold map (a 64-channel block of outputs stays in L2 cache)."""
+
+
+def submanifold_map(
+    coords: torch.Tensor, table: VoxelHash | None = None, block_rows: int | None = None
+) -> KernelMap:
     """Kernel map of a 3x3x3 submanifold convolution: outputs at the input voxels.
 
     Args:
         coords: (M, 4) int64 unique voxel coordinates [batch, x, y, z] at one stride.
         table: a VoxelHash of ``coords`` (built if None).
-    Returns: a KernelMap over the 27 offsets of :func:`cube_offsets` (3); the centre offset (13) is
-        the identity. Pairs of offset -d are those of +d swapped, so only 13 lookups are made.
+        block_rows: output rows per block (pairs ordered by output block, then offset); default
+            DEFAULT_BLOCK_ROWS on CPU and one block for everything on GPUs.
+    Returns: a symmetric, output-blocked KernelMap over the 27 offsets of :func:`cube_offsets` (3); the
+        centre offset (13) is the identity. Pairs of offset -d are those of +d swapped, so only 13 lookups
+        are made.
     """
+    device = coords.device
+    num = int(coords.shape[0])
+    if block_rows is None:
+        block_rows = DEFAULT_BLOCK_ROWS if device.type == "cpu" else max(num, 1)
+    if block_rows < 1:
+        raise ValueError(f"block_rows must be >= 1, got {block_rows}")
     table = table if table is not None else VoxelHash(coords)
-    offsets = cube_offsets(3, coords.device)
     keys = pack_keys(coords)
-    deltas = offset_key_deltas(offsets)
-    rows = torch.arange(coords.shape[0], device=coords.device)
-    pair_in: list[torch.Tensor | None] = [None] * 27
-    pair_out: list[torch.Tensor | None] = [None] * 27
+    deltas = offset_key_deltas(cube_offsets(3, device))
+    rows = torch.arange(num, device=device)
+    ins, outs, offs = [], [], []
     for k in range(13):  # offsets 0..12 are the negatives of 26..14
         src = table.lookup_keys(keys + deltas[k])
         valid = src >= 0
         # output row i reads input src[i] through offset k; by symmetry src[i] reads i through 26-k.
-        pair_in[k], pair_out[k] = src[valid], rows[valid]
-        pair_in[26 - k], pair_out[26 - k] = rows[valid], src[valid]
-    empty = torch.zeros(0, dtype=torch.int64, device=coords.device)
-    pair_in[13], pair_out[13] = empty, empty
-    counts = [int(p.numel()) for p in pair_in]  # type: ignore[union-attr]
-    bounds = [0]
-    for c in counts:
-        bounds.append(bounds[-1] + c)
-    return KernelMap(torch.cat(pair_in), torch.cat(pair_out), bounds, coords.shape[0], identity_offset=13)
+        a, b = src[valid], rows[valid]
+        ins += [a, b]
+        outs += [b, a]
+        offs += [torch.full_like(a, k), torch.full_like(a, 26 - k)]
+    in_rows, out_rows, offset = torch.cat(ins), torch.cat(outs), torch.cat(offs)
+    block = torch.div(out_rows, block_rows, rounding_mode="floor")
+    order = torch.argsort(block * 27 + offset)  # by output block, then offset
+    in_rows, out_rows, block, offset = in_rows[order], out_rows[order], block[order], offset[order]
+    num_blocks = (num + block_rows - 1) // block_rows
+    segments, blocks, seg_start = [], [], 0
+    for run_key, s, e in _runs(block * 27 + offset, num_blocks * 27):
+        segments.append((run_key % 27, s, e))
+    # group the runs into blocks (every block of rows gets one entry, even without neighbour pairs)
+    pair_counts = torch.bincount(block, minlength=num_blocks).tolist()
+    pair_start = 0
+    for b_index, count in enumerate(pair_counts):
+        seg_end = seg_start
+        while seg_end < len(segments) and segments[seg_end][1] < pair_start + count:
+            seg_end += 1
+        row_start = b_index * block_rows
+        row_end = min(row_start + block_rows, num)
+        blocks.append(OutputBlock(row_start, row_end, pair_start, pair_start + count, seg_start, seg_end))
+        pair_start += count
+        seg_start = seg_end
+    out_local = out_rows - block * block_rows
+    return KernelMap(in_rows, out_rows, segments, 27, num, identity_offset=13, blocks=blocks,
+                     out_local=out_local, symmetric=True)
 
 
 @dataclass
@@ -99,8 +177,8 @@ class Downsampling:
 
     Attributes:
         coarse_coords: (M2, 4) int64 unique coordinates at twice the stride, sorted by key.
-        kernel_map: pairs (fine row, coarse row) grouped by the 8 offsets ``fine - 2 * coarse`` in the
-            order of :func:`cube_offsets` (2).
+        kernel_map: pairs (fine row, coarse row) grouped by the 8 offsets ``fine - 2 * coarse`` (index
+            in the order of :func:`cube_offsets` (2)); not blocked, so it can be transposed.
     """
 
     coarse_coords: torch.Tensor
@@ -114,12 +192,9 @@ def downsampling_map(coords: torch.Tensor) -> Downsampling:
     unique_keys, parent_row = torch.unique(pack_keys(parent), sorted=True, return_inverse=True)
     child = spatial - 2 * parent[:, 1:]
     offset_index = child[:, 0] * 4 + child[:, 1] * 2 + child[:, 2]
-    order = torch.argsort(offset_index, stable=True)
-    counts = torch.bincount(offset_index, minlength=8).tolist()
-    bounds = [0]
-    for c in counts:
-        bounds.append(bounds[-1] + c)
-    kmap = KernelMap(order, parent_row[order], bounds, int(unique_keys.numel()))
+    rows = torch.arange(coords.shape[0], device=coords.device)
+    in_rows, out_rows, segments = _grouped_by_offset(rows, parent_row, offset_index, 8)
+    kmap = KernelMap(in_rows, out_rows, segments, 8, int(unique_keys.numel()))
     return Downsampling(unpack_keys(unique_keys), kmap)
 
 
