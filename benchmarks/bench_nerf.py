@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -180,7 +181,10 @@ def main() -> int:
         batch, seg_cfg, nerf_cfg, args.repeats, args.camera_rays
     )
     record = {
-        "command": " ".join(["python", *sys.argv]),
+        "command": " ".join(
+            [f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}"] * ("OMP_WAIT_POLICY" in os.environ)
+            + [".venv/bin/python", *sys.argv]
+        ),
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "machine": f"{cpu_model()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
         "load_average_at_end": Path("/proc/loadavg").read_text().split()[:3],
