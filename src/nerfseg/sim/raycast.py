@@ -46,8 +46,15 @@ class RayCaster:
     """Embree scene of one TriMesh; ``cast`` returns the first hit of each ray."""
 
     def __init__(self, mesh: TriMesh):
-        from embreex import rtcore_scene
-        from embreex.mesh_construction import TriangleMesh
+        try:
+            from embreex import rtcore_scene
+            from embreex.mesh_construction import TriangleMesh
+        except ImportError as err:
+            from nerfseg.errors import UserFacingError
+
+            raise UserFacingError(
+                f"the simulator's ray caster needs the Embree binding: pip install embreex ({err})"
+            ) from err
 
         self.mesh = mesh
         self._scene = rtcore_scene.EmbreeScene()
