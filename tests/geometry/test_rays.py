@@ -117,3 +117,28 @@ def test_lidar_rays_reconstruct_points(coords):
     nonzero = ranges > 1e-6  # below min_range the direction is not normalised (but finite)
     np.testing.assert_allclose((dirs * ranges[:, None])[nonzero].numpy(), points[nonzero].numpy(), atol=1e-9)
     np.testing.assert_allclose(torch.linalg.vector_norm(dirs[nonzero], dim=1).numpy(), 1.0, atol=1e-9)
+
+
+def test_pixel_rays_agree_with_project_points(real_data):
+    """The pixel convention matches nerfseg.geometry.transforms.project_points: the ray through the centre of
+    pixel floor(uv) of a projected point passes within half a pixel's footprint of the point, and the ray
+    through uv itself within 1 mm."""
+    from nerfseg.geometry.transforms import project_points
+
+    folder = real_data / "kitti_object_000008"
+    info = json.loads((folder / "000008.calib.json").read_text())["data_list"][0]
+    lidar_to_cam = np.array(info["images"]["CAM2"]["lidar2cam"], dtype=np.float64)
+    K = np.array(info["images"]["CAM2"]["cam2img"], dtype=np.float64)[:3, :3]
+    points = np.fromfile(folder / "000008.bin", dtype=np.float32).reshape(-1, 4)[:, :3].astype(np.float64)
+    uv, depth, visible = project_points(points, lidar_to_cam, K, (1242, 375))
+    assert visible.sum() > 1000
+    pts = torch.from_numpy(points[visible])
+    origins, dirs = camera_rays(
+        torch.from_numpy(K), torch.from_numpy(lidar_to_cam), torch.from_numpy(uv[visible])
+    )
+    assert float(_distance_to_ray(pts, origins, dirs)[0].max()) < 1e-3
+    pixel = torch.from_numpy(np.floor(uv[visible]))
+    origins, dirs = pixel_rays(torch.from_numpy(K), torch.from_numpy(lidar_to_cam), pixel[:, 0], pixel[:, 1])
+    dist, along = _distance_to_ray(pts, origins, dirs)
+    half_pixel_footprint = 0.5 * np.sqrt(2) * torch.from_numpy(depth[visible]) / K[0, 0]
+    assert bool((dist <= half_pixel_footprint * 1.01 + 1e-9).all())

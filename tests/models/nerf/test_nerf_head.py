@@ -148,3 +148,14 @@ def test_render_chunked_equals_one_pass():
     assert chunked.num_samples == whole.num_samples and math.isclose(
         chunked.num_evaluated, whole.num_evaluated
     )
+
+
+def test_invalid_config_names_the_key():
+    import pytest
+
+    from nerfseg.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.nerf.near"):
+        NerfHead(NerfConfig(near=5.0, far=1.0), feature_dim=4, num_classes=2)
+    with pytest.raises(ConfigError, match="model.nerf.samples_per_ray"):
+        NerfHead(NerfConfig(samples_per_ray=0), feature_dim=4, num_classes=2)

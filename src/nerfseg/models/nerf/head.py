@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nerfseg.errors import ConfigError
 from nerfseg.models.nerf.field import SemanticDensityField, VoxelGrid
 from nerfseg.models.nerf.renderer import render_class_distribution, render_depth_opacity, render_weights
 from nerfseg.models.nerf.sampler import (
@@ -66,6 +67,36 @@ class NerfConfig:
     eps: float = 1e-6
     chunk_rays: int = 4096
 
+    def validate(self) -> NerfConfig:
+        """Raise ConfigError naming the first invalid key (as ``model.nerf.KEY``); return self."""
+        checks = [
+            (0.0 <= self.near < self.far, "near", "must satisfy 0 <= near < far"),
+            (self.samples_per_ray >= 1, "samples_per_ray", "must be >= 1"),
+            (self.lidar_samples_per_ray >= 1, "lidar_samples_per_ray", "must be >= 1"),
+            (self.importance_samples >= 0, "importance_samples", "must be >= 0"),
+            (self.lidar_surface_samples >= 0, "lidar_surface_samples", "must be >= 0"),
+            (self.lidar_surface_margin > 0, "lidar_surface_margin", "must be > 0 metres"),
+            (self.pe_frequencies >= 0, "pe_frequencies", "must be >= 0"),
+            (self.pe_scale > 0, "pe_scale", "must be > 0 metres"),
+            (
+                self.mlp_width >= 1 and self.mlp_depth >= 1,
+                "mlp_width",
+                "mlp_width and mlp_depth must be >= 1",
+            ),
+            (self.lidar_rays_per_scan >= 0, "lidar_rays_per_scan", "must be >= 0"),
+            (
+                min(self.lambda_depth, self.lambda_opacity, self.lambda_sem) >= 0,
+                "lambda_depth",
+                "weights >= 0",
+            ),
+            (0 < self.eps < 1, "eps", "must be in (0, 1)"),
+            (self.chunk_rays >= 1, "chunk_rays", "must be >= 1"),
+        ]
+        for ok, key, problem in checks:
+            if not ok:
+                raise ConfigError(f"model.nerf.{key} {problem}")
+        return self
+
 
 @dataclass
 class RenderOutput:
@@ -94,7 +125,7 @@ class NerfHead(nn.Module):
 
     def __init__(self, cfg: NerfConfig, feature_dim: int, num_classes: int):
         super().__init__()
-        self.cfg = cfg
+        self.cfg = cfg.validate()
         self.feature_dim = feature_dim
         self.num_classes = num_classes
         self.field = SemanticDensityField(
