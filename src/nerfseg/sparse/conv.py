@@ -24,8 +24,9 @@ from torch import nn
 from nerfseg.sparse.kernel_map import KernelMap
 from nerfseg.sparse.tensor import SparseTensor
 
-DEFAULT_CHUNK_ROWS = 8192
-"""Pairs per gather/matmul/scatter step on CPU (buffers stay in cache; see benchmarks/bench_sparse.py)."""
+CPU_CHUNK_BYTES = 4 << 20
+"""Bytes of the two work buffers per gather/matmul/scatter step on CPU (they stay in cache): 8192 pairs
+at 64 -> 64 float32 channels (see benchmarks/bench_sparse.py)."""
 CUDA_CHUNK_ROWS = 1 << 18
 """Pairs per step on GPUs, where fewer, larger kernels win."""
 
@@ -138,7 +139,7 @@ def sparse_conv(
         feats: (M_in, Cin) float input features.
         weight: (K, Cin, Cout) weights, K = ``kmap.num_offsets``.
         kmap: the kernel map (pairs per offset).
-        chunk_rows: pairs per gather/matmul/scatter step (default: DEFAULT_CHUNK_ROWS on CPU,
+        chunk_rows: pairs per gather/matmul/scatter step (default: CPU_CHUNK_BYTES of buffers on CPU,
             CUDA_CHUNK_ROWS on GPUs); bounds the two work buffers to chunk_rows x (Cin + Cout) values.
     Returns: (kmap.num_out, Cout) features. Differentiable in ``feats`` and ``weight``. Under autocast
         both are cast to the autocast dtype (e.g. bf16 on CUDA) and the result has that dtype.
@@ -150,7 +151,8 @@ def sparse_conv(
         )
     device_type = feats.device.type
     if chunk_rows is None:
-        chunk_rows = CUDA_CHUNK_ROWS if device_type == "cuda" else DEFAULT_CHUNK_ROWS
+        row_bytes = (weight.shape[1] + weight.shape[2]) * feats.element_size()
+        chunk_rows = CUDA_CHUNK_ROWS if device_type == "cuda" else max(512, CPU_CHUNK_BYTES // row_bytes)
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be >= 1, got {chunk_rows}")
     dtype = feats.dtype
