@@ -86,8 +86,8 @@ def test_predict_then_evaluate_round_trip(trained_run, tiny_kitti, tmp_path, cap
 
     cfg, run_dir, _ = trained_run
     pred = tmp_path / "pred"
-    assert main(["predict", str(run_dir / "model.pt"), "--data", str(tiny_kitti), "--out", str(pred),
-                 "--no-progress"]) == 0  # fmt: skip
+    predict_args = ["--data", str(tiny_kitti), "--out", str(pred), "--threads", "1", "--no-progress"]
+    assert main(["predict", str(run_dir / "model.pt"), *predict_args]) == 0
     val = open_dataset("semantickitti", tiny_kitti, "val")
     for i, sample_id in enumerate(val.sample_ids):
         path = semantickitti_prediction_path(pred, sample_id)

@@ -42,6 +42,7 @@ def predict(
     device: str = "auto",
     bf16: bool = True,
     progress: bool = True,
+    num_threads: int = 0,
 ) -> PredictResult:
     """Predict every scan of ``split`` and write submission files under ``out_dir``.
 
@@ -53,10 +54,34 @@ def predict(
         split: split to predict (``val``, ``test``, ``train``).
         version: nuScenes version; None = the checkpoint's ``data.version``.
         batch_size / num_workers: loading; device: ``auto``, ``cpu`` or ``cuda``; bf16: autocast on CUDA.
+        num_threads: torch intra-op threads for this call (0 = leave torch's setting).
 
     Raises DataError for unreadable checkpoints or data, and when the dataset's classes differ from the
     model's.
     """
+    threads = torch.get_num_threads()
+    if num_threads > 0:
+        torch.set_num_threads(num_threads)
+    try:
+        return _predict(checkpoint_path, data_root, out_dir, dataset, split, version, batch_size, num_workers,
+                        device, bf16, progress)  # fmt: skip
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _predict(
+    checkpoint_path,
+    data_root,
+    out_dir,
+    dataset,
+    split,
+    version,
+    batch_size,
+    num_workers,
+    device,
+    bf16,
+    progress,
+) -> PredictResult:
     from tqdm import tqdm
 
     started = time.perf_counter()
