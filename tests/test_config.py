@@ -106,3 +106,19 @@ def test_apply_override_sets_nested_segmentor_field():
     cfg = Config()
     apply_override(cfg, "model.segmentor.voxel_size=0.25")
     assert cfg.model.segmentor.voxel_size == 0.25
+
+
+def test_base_presets_merge_section_by_section(tmp_path):
+    root = Path(__file__).resolve().parents[1] / "configs"
+    derived = load_config(root / "semantickitti" / "supervised_10pct.yaml")
+    base = load_config(root / "semantickitti" / "supervised.yaml")
+    assert derived.data.label_fraction == 0.1
+    derived.data.label_fraction = base.data.label_fraction
+    assert derived == base
+    (tmp_path / "a.yaml").write_text("base: b.yaml\ntrain:\n  seed: 1\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
+    with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
+        load_config(tmp_path / "c.yaml")

@@ -329,22 +329,49 @@ def apply_override(cfg: Any, assignment: str, source: str = "--set") -> None:
         setattr(target, name, _coerce(value, tp, dotted, source))
 
 
+def _merge(base: dict, top: dict) -> dict:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = (
+            _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        )
+    return out
+
+
+def read_yaml_preset(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict:
+    """The plain mapping of a YAML preset. A top-level ``base: OTHER.yaml`` (relative to the file) is read
+    first and this file's keys are merged over it (nested sections key by key), so a preset can be a few
+    lines on top of another (e.g. a label fraction)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    if path.resolve() in _seen:
+        raise ConfigError(f"{path}: 'base' presets form a cycle")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections (data, model, train, ...)")
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be a path to another preset, got {base!r}")
+    return _merge(read_yaml_preset(path.parent / base, (*_seen, path.resolve())), data)
+
+
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
-    """Read a YAML preset (None = all defaults), apply ``--set`` overrides, validate.
+    """Read a YAML preset (None = all defaults; ``base:`` chains resolved), apply ``--set`` overrides,
+    validate.
 
     Raises ConfigError (missing / unparsable file, unknown key, wrong type) naming the file or ``--set``.
     """
     data: dict = {}
     source = "defaults"
     if path is not None:
-        path = Path(path)
         source = str(path)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{path}: not valid YAML: {err}") from err
+        data = read_yaml_preset(path)
     cfg = dataclass_from_dict(Config, data, source)
     for assignment in overrides:
         apply_override(cfg, assignment)

@@ -59,6 +59,7 @@ def test_run_folder_layout_and_metrics(trained_run):
     assert any((run_dir / "tensorboard").iterdir())
     assert load_config(run_dir / "config.yaml") == cfg
     records = read_metrics(run_dir / "metrics.jsonl")
+    assert records[0]["data/train_scans"] == 6 and records[0]["data/labeled_scans"] == 6
     train_steps = [r["step"] for r in records if "train/loss" in r]
     assert train_steps == [5, 10, 15, 20]
     assert all(np.isfinite(r["train/loss"]) and r["train/lr"] > 0 for r in records if "train/loss" in r)

@@ -316,6 +316,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> Tr
     dataset = TrainingDataset(train_source, indices, cfg.augment, cfg.train.seed)
     loader = make_train_loader(dataset, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers)
     logger = RunLogger(run_dir, resume_step=step if resume else None)
+    if not resume:
+        logger.log(0, {"train_scans": len(train_source), "labeled_scans": len(indices)}, prefix="data")
     model.train()
     if head is not None:
         head.train()
