@@ -101,3 +101,10 @@ def test_class_distribution_matches_dense_formula():
     )
     np.testing.assert_allclose(probs.numpy(), dense.numpy(), atol=1e-6)
     assert float(probs.sum(1).max()) < 1.0
+
+
+def test_huge_density_after_small_one_keeps_sum_at_most_one():
+    """Regression (found by hypothesis): T_i from cumsum - tau_i lost precision after a clamped huge tau."""
+    weights = render_weights(torch.tensor([[0.38, 1e30]]), torch.ones(1, 2))
+    np.testing.assert_allclose(weights.numpy(), [[1 - math.exp(-0.38), math.exp(-0.38)]], rtol=1e-6)
+    assert float(weights.sum()) <= 1.0 + 1e-6

@@ -27,8 +27,11 @@ def render_weights(sigma: torch.Tensor, deltas: torch.Tensor) -> torch.Tensor:
         (R, N) float32 weights ``w_i = T_i alpha_i``; each row sums to at most 1.
     """
     optical_depth = (sigma.float() * deltas.float()).nan_to_num(nan=0.0).clamp(0.0, MAX_OPTICAL_DEPTH)
-    accumulated = torch.cumsum(optical_depth, dim=1)
-    transmittance = torch.exp(-(accumulated - optical_depth))  # exclusive sum: T_i
+    # Exclusive sum over j < i (cumsum - tau_i would cancel catastrophically after a huge tau).
+    before = torch.cumsum(
+        torch.cat([torch.zeros_like(optical_depth[:, :1]), optical_depth[:, :-1]], dim=1), dim=1
+    )
+    transmittance = torch.exp(-before)  # T_i
     alpha = -torch.expm1(-optical_depth)
     return transmittance * alpha
 
