@@ -19,8 +19,9 @@ Useful keys for --set (any config key works; values are checked against the key'
 
 examples:
   nerfseg train configs/synthetic/supervised.yaml --out runs/sup
-  nerfseg train configs/semantickitti/supervised.yaml --out runs/sk10 \\
-      --set data.root=/data/semantickitti --set data.label_fraction=0.1 --set train.max_steps=20000
+  nerfseg train configs/semantickitti/supervised_10pct.yaml --out runs/sk10 \\
+      --set data.root=/data/semantickitti --set train.max_steps=20000
+  nerfseg train configs/synthetic/supervised.yaml --out runs/geo --set model.nerf.enabled=true
   nerfseg train --resume runs/sup          # continue a killed run exactly where its last checkpoint was
 """
 
