@@ -99,7 +99,7 @@ def test_empty_batch_gives_zero_losses():
 
 
 @pytest.mark.slow
-def test_geometry_and_semantics_are_learned_from_lidar_rays():
+def test_geometry_and_semantics_are_learned_from_lidar_rays(one_thread):
     """Optimising only the LiDAR-ray losses, rendered depth of held-out returns converges to their range and
     the rendered class to their label."""
     batch, coords = _wall_scene()

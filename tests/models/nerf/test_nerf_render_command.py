@@ -49,7 +49,7 @@ def _checkpoint(path, with_head: bool = True):
     return path
 
 
-def test_render_writes_figure_and_panels(sim_root, tmp_path, capsys):
+def test_render_writes_figure_and_panels(sim_root, tmp_path, capsys, one_thread):
     ckpt = _checkpoint(tmp_path / "ckpt.pt")
     out = tmp_path / "render"
     args = ["render", str(ckpt), "--data", str(sim_root), "--frame", "08/000000", "--out", str(out)]
