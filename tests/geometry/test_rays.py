@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nerfseg.geometry.rays import camera_rays, lidar_rays, pixel_grid, pixel_rays
+from nerfseg.geometry.rays import camera_frame_rays, camera_rays, lidar_rays, pixel_grid, pixel_rays
 
 
 def _distance_to_ray(points: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
@@ -183,3 +183,19 @@ def test_camera_origin_follows_ego_motion_to_capture_time(real_data):
     lidar_to_img = np.eye(4)
     lidar_to_img[:3, :3] = K
     _check_rays_hit_points(points, lidar_to_img @ lidar_to_cam, K, lidar_to_cam, (1600, 900))
+
+
+def test_camera_frame_rays_match_pixel_rays(tmp_path):
+    from nerfseg.data.sample import CameraFrame
+
+    K = np.array([[500.0, 0, 320], [0, 400.0, 240], [0, 0, 1]])
+    lidar_to_cam = np.eye(4)
+    lidar_to_cam[:3, :3] = [[0, -1, 0], [0, 0, -1], [1, 0, 0]]
+    lidar_to_cam[:3, 3] = [0.1, -0.2, 0.3]
+    camera = CameraFrame("cam", tmp_path / "x.png", K, lidar_to_cam, 0.0, (640, 480))
+    cols, rows = torch.tensor([0, 5, 639]), torch.tensor([0, 7, 479])
+    origins, dirs = camera_frame_rays(camera, cols, rows)
+    ref_o, ref_d = pixel_rays(torch.from_numpy(K), torch.from_numpy(lidar_to_cam), cols, rows)
+    assert origins.dtype == torch.float32 and dirs.dtype == torch.float32
+    np.testing.assert_allclose(origins.numpy(), ref_o.numpy(), atol=1e-6)
+    np.testing.assert_allclose(dirs.numpy(), ref_d.numpy(), atol=1e-6)

@@ -61,6 +61,19 @@ def pixel_rays(
     return camera_rays(K, lidar_to_cam, uv)
 
 
+def camera_frame_rays(
+    camera, cols: torch.Tensor, rows: torch.Tensor, device: torch.device | str | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rays through the centres of pixels (cols, rows) (R,) of a :class:`~nerfseg.data.sample.CameraFrame`
+    (its K and ego-motion compensated lidar_to_cam), computed in float64 and returned as float32 (R, 3)
+    origins and unit directions in the scan's LiDAR frame on ``device`` (default: the device of ``cols``)."""
+    device = cols.device if device is None else torch.device(device)
+    K = torch.as_tensor(camera.K, dtype=torch.float64, device=device)
+    lidar_to_cam = torch.as_tensor(camera.lidar_to_cam, dtype=torch.float64, device=device)
+    origins, dirs = pixel_rays(K, lidar_to_cam, cols.to(device), rows.to(device))
+    return origins.float(), dirs.float()
+
+
 def pixel_grid(
     width: int, height: int, stride: int = 1, device: torch.device | str | None = None
 ) -> torch.Tensor:

@@ -15,7 +15,7 @@ import torch
 
 from nerfseg.data.sample import IGNORE_INDEX, CameraFrame
 from nerfseg.errors import DataError
-from nerfseg.geometry.rays import pixel_grid, pixel_rays
+from nerfseg.geometry.rays import camera_frame_rays, pixel_grid
 from nerfseg.io_utils import atomic_write_bytes
 
 TITLE_HEIGHT = 14
@@ -54,12 +54,11 @@ def render_camera_view(head, grid, camera: CameraFrame, stride: int, batch_index
     width, height = camera.image_size
     device = grid.device
     pixels = pixel_grid(width, height, stride, device=device)
-    K = torch.as_tensor(camera.K, dtype=torch.float64, device=device)
-    lidar_to_cam = torch.as_tensor(camera.lidar_to_cam, dtype=torch.float64, device=device)
-    origins, dirs = pixel_rays(K, lidar_to_cam, pixels[:, 0], pixels[:, 1])
+    origins, dirs = camera_frame_rays(camera, pixels[:, 0], pixels[:, 1])
     ray_batch = torch.full((pixels.shape[0],), batch_index, dtype=torch.int64, device=device)
-    out = head.render_chunked(grid, ray_batch, origins.float(), dirs.float())
-    cos_axis = (dirs @ lidar_to_cam[:3, :3].T)[:, 2].float()  # z of the unit ray in the camera frame
+    out = head.render_chunked(grid, ray_batch, origins, dirs)
+    rotation = torch.as_tensor(camera.lidar_to_cam[:3, :3], dtype=torch.float32, device=device)
+    cos_axis = (dirs @ rotation.T)[:, 2]  # z of the unit ray in the camera frame
     opaque = out.opacity >= OPAQUE
     depth = torch.where(
         opaque, out.depth / out.opacity.clamp_min(1e-6) * cos_axis, torch.zeros_like(out.depth)
