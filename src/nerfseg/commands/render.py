@@ -18,7 +18,9 @@ rendered opacity is below 0.5 (the ray hit nothing). Semantics use the dataset's
 
 The checkpoint must hold a NeRF head (trained with model.nerf.enabled: true). Rendering runs the
 segmentor on the scan, then casts one ray per pixel centre (every --stride-th pixel) from the camera's
-position at its capture time, in chunks of --chunk rays.
+position at its capture time, in chunks of --chunk rays. Samples in empty space (no voxel around) are
+skipped cheaply, so with small voxels raise --samples until (far - near) / samples <= the voxel size, or
+add an importance pass with --importance N.
 
 examples:
   nerfseg render runs/nerf/checkpoints/last.pt --data data/sim --frame 08/000010 --out runs/nerf/render
@@ -53,6 +55,15 @@ def register(subparsers) -> None:
     parser.add_argument("--stride", type=int, default=2, help="render every N-th pixel (default 2)")
     parser.add_argument(
         "--chunk", type=int, default=0, help="rays per chunk (default: the config's chunk_rays)"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=0, help="stratified samples per ray (default: the config's)"
+    )
+    parser.add_argument(
+        "--importance",
+        type=int,
+        default=-1,
+        help="importance samples per ray (default: the config's; 0 = none)",
     )
     parser.add_argument("--max-depth", type=float, default=50.0, help="metres at the blue end (default 50)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"], help="device")
@@ -105,6 +116,8 @@ def render_frame(
     chunk: int = 0,
     max_depth: float = 50.0,
     device: str = "auto",
+    samples: int = 0,
+    importance: int = -1,
 ) -> list[RenderedCamera]:
     """Render the cameras of one frame with a checkpoint's NeRF head and write the PNGs (see EPILOG)."""
     import torch
@@ -135,6 +148,10 @@ def render_frame(
         ) from err
     if chunk > 0:
         head.cfg.chunk_rays = chunk
+    if samples > 0:
+        head.cfg.samples_per_ray = samples
+    if importance >= 0:
+        head.cfg.importance_samples = importance
     model.to(torch_device).eval()
     head.to(torch_device).eval()
     kind = dataset or cfg.data.dataset
@@ -179,6 +196,8 @@ def run(args: argparse.Namespace) -> int:
         chunk=args.chunk,
         max_depth=args.max_depth,
         device=args.device,
+        samples=args.samples,
+        importance=args.importance,
     )
     for r in results:
         scores = [f"mean opacity {r.mean_opacity:.2f}"]
