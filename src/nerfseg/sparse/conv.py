@@ -3,8 +3,11 @@
 For every kernel offset k the input rows of its pairs are gathered into a buffer, multiplied by the
 offset's (Cin, Cout) weight and added into the output rows. Work is chunked (``chunk_rows`` pairs at
 a time, reusing two preallocated buffers) so memory stays bounded and the buffers stay in cache; the
-identity offset of a submanifold convolution is one plain matmul. The backward pass re-gathers
-instead of storing gathered inputs. Only tensor ops are used, so the same code runs on CPU and CUDA.
+identity offset of a submanifold convolution is one plain matmul. Submanifold maps are ordered by
+blocks of output rows (see :func:`~nerfseg.sparse.kernel_map.submanifold_map`), so each scatter-add
+writes a block that stays in cache, and their input gradient is the same blocked pass with flipped,
+transposed weights. The backward pass re-gathers instead of storing gathered inputs. Only tensor ops
+are used, so the same code runs on CPU and CUDA.
 
 Weights are stored as (K, Cin, Cout): offset k of :func:`~nerfseg.sparse.kernel_map.cube_offsets`
 applies ``weight[k]``. Relation to dense convolutions (used by the tests): a submanifold conv equals
