@@ -122,8 +122,8 @@ class ResidualBlock(nn.Module):
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         y = self.bn1(self.conv1(x))
-        y = self.bn2(self.conv2(y.replace(torch.relu(y.feats))))
-        return x.replace(torch.relu(y.feats + self.shortcut(x).feats))
+        y = self.bn2(self.conv2(y.replace(torch.relu_(y.feats))))  # in place: BN does not need its output
+        return x.replace(torch.relu_(y.feats + self.shortcut(x).feats))
 
 
 def _blocks(in_channels: int, out_channels: int, depth: int) -> list[nn.Module]:
