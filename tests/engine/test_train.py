@@ -170,3 +170,14 @@ def test_help_texts():
         with pytest.raises(SystemExit) as done:
             main([command, "--help"])
         assert done.value.code == 0
+
+
+def test_label_fraction_trains_on_a_seeded_subset(tiny_kitti, tmp_path):
+    from nerfseg.data.loader import labeled_subset
+
+    sets = tiny_overrides(tiny_kitti, 1) + ["data.label_fraction=0.5", "data.label_seed=4", "data.val_split="]
+    result = train(load_config(PRESET, sets), tmp_path / "half")
+    first = read_metrics(tmp_path / "half" / "metrics.jsonl")[0]
+    assert first["data/train_scans"] == 6 and first["data/labeled_scans"] == 3
+    assert result.val_miou is None  # validation disabled by an empty val split
+    assert len(labeled_subset(6, 0.5, 4)) == 3
