@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# torch's OpenMP threads spin-wait by default; on 2 shared cores that slows small ops 10-100x.
+# Must be set before torch is first imported (test modules import it after this file).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import pytest
 
