@@ -49,7 +49,8 @@ def test_console_entry_point_runs_as_module():
 
 def test_user_error_is_one_line_without_traceback(tmp_path, capsys):
     missing = tmp_path / "nowhere"
-    code = main(["evaluate", "--dataset", "semantickitti", "--data", str(missing), "--predictions", str(missing)])
+    args = ["evaluate", "--dataset", "semantickitti", "--data", str(missing), "--predictions", str(missing)]
+    code = main(args)
     assert code != 0
     err = capsys.readouterr().err
     assert "Traceback" not in err

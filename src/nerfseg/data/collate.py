@@ -16,7 +16,8 @@ class PointBatch:
     """Points of B scans concatenated.
 
     Attributes:
-        points: (N, 4) float32, columns x, y, z (metres, each scan's own `lidar` frame) and intensity in [0, 1].
+        points: (N, 4) float32, columns x, y, z (metres, each scan's own `lidar` frame) and
+            intensity in [0, 1].
         batch_index: (N,) int64, the scan each point belongs to, in [0, B).
         labels: (N,) int64 train ids or IGNORE_INDEX; None when no scan of the batch is labeled.
         sample_ids: the B sample ids, in batch order.
