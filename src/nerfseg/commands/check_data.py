@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nerfseg.data.datasets import DATASET_CHOICES
+
 EPILOG = """\
 Checks every scan: .bin size is a whole number of points, coordinates are finite, each label file has
 one label per point and only known raw ids, calibration is present and well formed, poses / times have
@@ -28,7 +30,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--dataset",
         default="semantickitti",
-        choices=["semantickitti", "scribblekitti", "nuscenes"],
+        choices=DATASET_CHOICES,
         help="dataset layout (default %(default)s)",
     )
     parser.add_argument("--version", default="v1.0-trainval", help="nuScenes version (default %(default)s)")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nerfseg.data.datasets import DATASET_CHOICES
+
 EPILOG = """\
 Prediction layouts (the benchmarks' submission formats):
   semantickitti / scribblekitti: PRED/sequences/SS/predictions/FFFFFF.label  (uint32 raw ids, one per point)
@@ -31,7 +33,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--dataset",
         required=True,
-        choices=["semantickitti", "scribblekitti", "nuscenes"],
+        choices=DATASET_CHOICES,
         help="dataset kind",
     )
     parser.add_argument("--data", required=True, metavar="ROOT", help="dataset root folder")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nerfseg.data.datasets import DATASET_CHOICES
+
 EPILOG = """\
 Masks are cached under ROOT/.nerfseg_cache/masks/<source>-<settings hash>/<image hash>.npz (or --cache DIR),
 keyed by the image content and every mask setting, written atomically. A killed run is resumed by running
@@ -37,7 +39,7 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--dataset",
         default="semantickitti",
-        choices=["semantickitti", "scribblekitti", "nuscenes"],
+        choices=DATASET_CHOICES,
         help="dataset layout (default %(default)s)",
     )
     parser.add_argument(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nerfseg.data.datasets import DATASET_CHOICES
+
 EPILOG = """\
 Output (--out PRED), the benchmarks' submission formats read by `nerfseg evaluate`:
   semantickitti / scribblekitti: PRED/sequences/SS/predictions/FFFFFF.label  (uint32 raw ids)
@@ -30,7 +32,7 @@ def register(subparsers) -> None:
     parser.add_argument("--data", required=True, metavar="ROOT", help="dataset root folder")
     parser.add_argument(
         "--dataset",
-        choices=["semantickitti", "scribblekitti", "nuscenes"],
+        choices=DATASET_CHOICES,
         help="dataset kind (default: the one the model was trained on)",
     )
     parser.add_argument("--split", default="val", help="split to predict: val (default), test or train")

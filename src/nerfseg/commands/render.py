@@ -7,6 +7,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from nerfseg.data.datasets import DATASET_CHOICES
+
 EPILOG = """\
 Output (--out DIR), per camera of the frame (STEM = frame id with '/' -> '_', then the camera name):
   DIR/STEM.png                 figure: camera image | opacity, rendered | ground-truth semantics,
@@ -47,7 +49,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder for the PNGs")
     parser.add_argument(
         "--dataset",
-        choices=["semantickitti", "scribblekitti", "nuscenes"],
+        choices=DATASET_CHOICES,
         help="dataset kind (default: the one the model was trained on)",
     )
     parser.add_argument("--split", help="split holding the frame (default: search val, train, test)")

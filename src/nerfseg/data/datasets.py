@@ -20,6 +20,10 @@ class DatasetKind(enum.Enum):
         return NUSCENES if self is DatasetKind.NUSCENES else SEMANTICKITTI
 
 
+DATASET_CHOICES: tuple[str, ...] = tuple(kind.value for kind in DatasetKind)
+"""The values accepted by the commands' ``--dataset`` option."""
+
+
 def open_dataset(kind: DatasetKind | str, root: str | Path, split: str, load_images: bool = False, **options):
     """Open a dataset.
 
