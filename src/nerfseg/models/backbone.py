@@ -96,11 +96,48 @@ def backbone_config(preset: str, in_channels: int, **overrides) -> BackboneConfi
     return cfg
 
 
+def folded_batch_norm(bn: nn.BatchNorm1d) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(scale, shift), both (C,), with ``bn(y) == y * scale + shift``, for a batch norm in eval mode that
+    uses running statistics; None when it normalises with batch statistics (training)."""
+    if bn.training or bn.running_mean is None or bn.running_var is None:
+        return None
+    scale = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        scale = scale * bn.weight
+    shift = -bn.running_mean * scale
+    if bn.bias is not None:
+        shift = shift + bn.bias
+    return scale, shift
+
+
+def conv_bn(conv: nn.Module, bn: nn.BatchNorm1d, x: SparseTensor) -> SparseTensor:
+    """``bn(conv(x))`` for a sparse conv without bias; in eval mode the batch norm is folded into the
+    conv's (K, Cin, Cout) weight and a bias, so no separate normalisation pass runs."""
+    folded = folded_batch_norm(bn)
+    if folded is None:
+        return bn(conv(x))
+    scale, shift = folded
+    return conv(x, conv.weight * scale, shift)
+
+
+def linear_bn(linear: nn.Linear, bn: nn.BatchNorm1d, x: SparseTensor) -> SparseTensor:
+    """``bn(linear(x))`` for a linear map without bias, folded in eval mode like :func:`conv_bn`."""
+    folded = folded_batch_norm(bn)
+    if folded is None:
+        return bn(linear(x))
+    scale, shift = folded
+    return x.replace(torch.addmm(shift, x.feats, (linear.weight * scale[:, None]).t()))
+
+
 class ConvBNReLU(nn.Sequential):
-    """A sparse conv module followed by batch norm and ReLU."""
+    """A sparse conv module followed by batch norm and ReLU (the norm folded into the conv in eval mode)."""
 
     def __init__(self, conv: nn.Module, channels: int):
         super().__init__(conv, SparseBatchNorm(channels), SparseReLU(inplace=True))
+
+    def forward(self, x: SparseTensor) -> SparseTensor:  # type: ignore[override]
+        y = conv_bn(self[0], self[1], x)
+        return y.replace(torch.relu_(y.feats))  # in place: BN (or the folded conv) does not need its output
 
 
 class ResidualBlock(nn.Module):
@@ -121,9 +158,12 @@ class ResidualBlock(nn.Module):
         )
 
     def forward(self, x: SparseTensor) -> SparseTensor:
-        y = self.bn1(self.conv1(x))
-        y = self.bn2(self.conv2(y.replace(torch.relu_(y.feats))))  # in place: BN does not need its output
-        return x.replace(torch.relu_(y.feats + self.shortcut(x).feats))
+        y = conv_bn(self.conv1, self.bn1, x)
+        y = conv_bn(self.conv2, self.bn2, y.replace(torch.relu_(y.feats)))  # in place: BN needs no output
+        shortcut = x if isinstance(self.shortcut, nn.Identity) else linear_bn(*self.shortcut, x)
+        if y.feats.dtype == shortcut.feats.dtype:
+            return x.replace(torch.relu_(y.feats.add_(shortcut.feats)))
+        return x.replace(torch.relu_(y.feats + shortcut.feats))  # mixed precision: promote as before
 
 
 def _blocks(in_channels: int, out_channels: int, depth: int) -> list[nn.Module]:

@@ -34,10 +34,14 @@ CUDA_CHUNK_ROWS = 1 << 18
 """Pairs per step on GPUs, where fewer, larger kernels win."""
 
 
-def _work_units(kmap: KernelMap, chunk_rows: int):
-    """Yield (row_start, row_end, start, end, segments): pairs ``[start, end)`` (at most ``chunk_rows``)
+def _work_units(kmap: KernelMap, chunk_rows: int) -> list:
+    """(row_start, row_end, start, end, segments) steps: pairs ``[start, end)`` (at most ``chunk_rows``)
     that only write output rows ``[row_start, row_end)``; ``segments`` lists (k, a, b), the pairs
-    ``[a, b)`` of the range (relative to ``start``) that use offset k."""
+    ``[a, b)`` of the range (relative to ``start``) that use offset k. Cached on the map per chunk size
+    (the decoder and the backward pass reuse the encoder's maps)."""
+    cached = kmap.work_units.get(chunk_rows)
+    if cached is not None:
+        return cached
     if kmap.blocks is None:
         blocks = [(0, kmap.num_out, 0, int(kmap.in_rows.numel()), kmap.segments)]
     else:
@@ -45,25 +49,48 @@ def _work_units(kmap: KernelMap, chunk_rows: int):
             (b.row_start, b.row_end, b.pair_start, b.pair_end, kmap.segments[b.seg_start:b.seg_end])
             for b in kmap.blocks
         ]
+    units = []
     for r0, r1, p0, p1, segments in blocks:
         for s in range(p0, p1, chunk_rows):
             e = min(s + chunk_rows, p1)
             rel = [(k, max(a, s) - s, min(b, e) - s) for k, a, b in segments if b > s and a < e]
-            yield r0, r1, s, e, rel
+            units.append((r0, r1, s, e, rel))
+    kmap.work_units[chunk_rows] = units
+    return units
 
 
 def _conv_forward(
-    feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, chunk_rows: int
+    feats: torch.Tensor,
+    weight: torch.Tensor,
+    kmap: KernelMap,
+    chunk_rows: int,
+    bias: torch.Tensor | None = None,
+    weight_grad: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
+    """The gather -> matmul -> index_add pass. ``bias`` (Cout,) is added to every output row.
+
+    ``weight_grad`` = (x, grad_w) (symmetric maps only, ``feats`` being the output gradient): also
+    accumulate the weight gradient from the gathered rows, ``grad_w[K-1-k] += x[out]^T feats[in]`` over
+    the pairs (in, out) of offset k (these are the pairs (out, in) of offset K-1-k), so the backward
+    pass gathers the output gradient once for both gradients."""
     num_out, c_in, c_out = kmap.num_out, weight.shape[1], weight.shape[2]
     out = feats.new_empty((num_out, c_out))
     if kmap.identity_offset is not None:
-        torch.mm(feats, weight[kmap.identity_offset], out=out)
-    else:
+        if bias is None:
+            torch.mm(feats, weight[kmap.identity_offset], out=out)
+        else:
+            torch.addmm(bias, feats, weight[kmap.identity_offset], out=out)
+    elif bias is None:
         out.zero_()
+    else:
+        out.copy_(bias.expand(num_out, c_out))
     rows = min(chunk_rows, max(1, int(kmap.in_rows.numel())))
     gathered = feats.new_empty((rows, c_in))
     product = feats.new_empty((rows, c_out))
+    if weight_grad is not None:
+        x, grad_w = weight_grad
+        x_buf = x.new_empty((rows, x.shape[1]))
+        last = kmap.num_offsets - 1
     local = kmap.out_local if kmap.blocks is not None else kmap.out_rows
     for r0, r1, s, e, segments in _work_units(kmap, chunk_rows):
         n = e - s
@@ -71,6 +98,10 @@ def _conv_forward(
         for k, a, b in segments:
             torch.mm(gathered[a:b], weight[k], out=product[a:b])
         out[r0:r1].index_add_(0, local[s:e], product[:n])  # a block's rows: the target stays in cache
+        if weight_grad is not None:
+            torch.index_select(x, 0, kmap.out_rows[s:e], out=x_buf[:n])
+            for k, a, b in segments:
+                grad_w[last - k].addmm_(x_buf[a:b].t(), gathered[a:b])
     return out
 
 
@@ -89,8 +120,14 @@ def _conv_backward(
     k_id = kmap.identity_offset
     if need_input and kmap.symmetric:
         # pairs of offset K-1-k are those of k swapped: the input gradient is a forward pass of the
-        # same (blocked) map with weights W'[K-1-k] = W[k]^T
-        grad_in = _conv_forward(grad_out, weight.flip(0).transpose(1, 2).contiguous(), kmap, chunk_rows)
+        # same (blocked) map with weights W'[K-1-k] = W[k]^T; the weight gradient rides along
+        if grad_w is not None and k_id is not None:
+            torch.mm(feats.t(), grad_out, out=grad_w[k_id])
+        grad_in = _conv_forward(
+            grad_out, weight.flip(0).transpose(1, 2).contiguous(), kmap, chunk_rows,
+            weight_grad=(feats, grad_w) if grad_w is not None else None,
+        )
+        return grad_in, grad_w
     elif need_input:
         grad_in = torch.mm(grad_out, weight[k_id].t()) if k_id is not None else torch.zeros_like(feats)
     if grad_w is not None and k_id is not None:
@@ -134,9 +171,13 @@ class _SparseConvFunction(torch.autograd.Function):
 
 
 def sparse_conv(
-    feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap, chunk_rows: int | None = None
+    feats: torch.Tensor,
+    weight: torch.Tensor,
+    kmap: KernelMap,
+    chunk_rows: int | None = None,
+    bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Apply a sparse convolution: ``out[o] = sum over pairs (i, o) of offset k of feats[i] @ weight[k]``.
+    """Sparse convolution: ``out[o] = bias + sum over pairs (i, o) of offset k of feats[i] @ weight[k]``.
 
     Args:
         feats: (M_in, Cin) float input features.
@@ -144,14 +185,18 @@ def sparse_conv(
         kmap: the kernel map (pairs per offset).
         chunk_rows: pairs per gather/matmul/scatter step (default: CPU_CHUNK_BYTES of buffers on CPU,
             CUDA_CHUNK_ROWS on GPUs); bounds the two work buffers to chunk_rows x (Cin + Cout) values.
-    Returns: (kmap.num_out, Cout) features. Differentiable in ``feats`` and ``weight``. Under autocast
-        both are cast to the autocast dtype (e.g. bf16 on CUDA) and the result has that dtype.
+        bias: optional (Cout,) added to every output row (fused into the first matmul when no gradient
+            is needed, e.g. a batch norm folded into the weights at inference).
+    Returns: (kmap.num_out, Cout) features. Differentiable in ``feats``, ``weight`` and ``bias``. Under
+        autocast they are cast to the autocast dtype (e.g. bf16 on CUDA) and the result has that dtype.
     """
     if weight.ndim != 3 or weight.shape[0] != kmap.num_offsets or weight.shape[1] != feats.shape[1]:
         raise ValueError(
             f"weight shape {tuple(weight.shape)} does not fit {kmap.num_offsets} offsets and "
             f"{feats.shape[1]} input channels"
         )
+    if bias is not None and tuple(bias.shape) != (weight.shape[2],):
+        raise ValueError(f"bias shape {tuple(bias.shape)} does not fit {weight.shape[2]} output channels")
     device_type = feats.device.type
     if chunk_rows is None:
         row_bytes = (weight.shape[1] + weight.shape[2]) * feats.element_size()
@@ -162,7 +207,13 @@ def sparse_conv(
     if torch.is_autocast_enabled(device_type):
         dtype = torch.get_autocast_dtype(device_type)
     with torch.autocast(device_type, enabled=False):
-        return _SparseConvFunction.apply(feats.to(dtype), weight.to(dtype), kmap, chunk_rows)
+        feats, weight = feats.to(dtype), weight.to(dtype)
+        bias = bias.to(dtype) if bias is not None else None
+        tracked = (feats, weight) if bias is None else (feats, weight, bias)
+        if not (torch.is_grad_enabled() and any(t.requires_grad for t in tracked)):
+            return _conv_forward(feats.contiguous(), weight, kmap, chunk_rows, bias)
+        out = _SparseConvFunction.apply(feats, weight, kmap, chunk_rows)
+        return out if bias is None else out + bias
 
 
 def _init_weight(k: int, c_in: int, c_out: int) -> nn.Parameter:
@@ -179,12 +230,14 @@ class SubmanifoldConv3d(nn.Module):
         self.weight = _init_weight(27, in_channels, out_channels)
         self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
 
-    def forward(self, x: SparseTensor) -> SparseTensor:
+    def forward(
+        self, x: SparseTensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None
+    ) -> SparseTensor:
+        """``weight`` (27, Cin, Cout) / ``bias`` (Cout,) replace the module's own (a folded batch norm)."""
         kmap = x.cache.submanifold_map(x.coords, x.stride)
-        out = sparse_conv(x.feats, self.weight, kmap)
-        if self.bias is not None:
-            out = out + self.bias.to(out.dtype)
-        return x.replace(out)
+        if weight is None:
+            weight, bias = self.weight, self.bias
+        return x.replace(sparse_conv(x.feats, weight, kmap, bias=bias))
 
 
 class DownConv3d(nn.Module):
@@ -194,9 +247,13 @@ class DownConv3d(nn.Module):
         super().__init__()
         self.weight = _init_weight(8, in_channels, out_channels)
 
-    def forward(self, x: SparseTensor) -> SparseTensor:
+    def forward(
+        self, x: SparseTensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None
+    ) -> SparseTensor:
+        """``weight`` (8, Cin, Cout) / ``bias`` (Cout,) replace the module's own (a folded batch norm)."""
         down = x.cache.downsampling(x.coords, x.stride)
-        out = sparse_conv(x.feats, self.weight, down.kernel_map)
+        weight = self.weight if weight is None else weight
+        out = sparse_conv(x.feats, weight, down.kernel_map, bias=bias)
         return SparseTensor(down.coarse_coords, out, 2 * x.stride, x.cache)
 
 
@@ -212,12 +269,16 @@ class UpConv3d(nn.Module):
         super().__init__()
         self.weight = _init_weight(8, in_channels, out_channels)
 
-    def forward(self, x: SparseTensor) -> SparseTensor:
+    def forward(
+        self, x: SparseTensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None
+    ) -> SparseTensor:
+        """``weight`` (8, Cin, Cout) / ``bias`` (Cout,) replace the module's own (a folded batch norm)."""
         fine_stride = x.stride // 2
         if x.stride < 2 or fine_stride not in x.cache.down:
             raise ValueError(f"no finer voxel set at stride {fine_stride} in the cache to up-sample onto")
         down = x.cache.down[fine_stride]
         fine_coords = x.cache.coords[fine_stride]
         kmap = down.kernel_map.transposed(int(fine_coords.shape[0]))
-        out = sparse_conv(x.feats, self.weight, kmap)
+        weight = self.weight if weight is None else weight
+        out = sparse_conv(x.feats, weight, kmap, bias=bias)
         return SparseTensor(fine_coords, out, fine_stride, x.cache)
