@@ -23,11 +23,11 @@ def test_config_yaml_and_errors(tmp_path):
         0.02,
     )
     assert config.lidar.azimuth_steps == 512  # untouched defaults stay
-    with pytest.raises(ConfigError, match="unknown key 'beamz'"):
+    with pytest.raises(ConfigError, match="unknown key 'lidar.beamz'"):
         sim_config_from_dict({"lidar": {"beamz": 3}})
-    with pytest.raises(ConfigError, match="expected an integer"):
+    with pytest.raises(ConfigError, match="frames must be an integer"):
         sim_config_from_dict({"frames": 2.5})
-    with pytest.raises(ConfigError, match="expected true/false"):
+    with pytest.raises(ConfigError, match="no_parallax must be true or false"):
         sim_config_from_dict({"no_parallax": "yes"})
     with pytest.raises(ConfigError, match="lidar.dropout is out of range"):
         sim_config_from_dict({"lidar": {"dropout": 1.5}})

@@ -82,48 +82,23 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
-def _apply_override(data: dict, item: str) -> None:
-    import yaml
-
-    from nerfseg.errors import ConfigError
-
-    if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE")
-    key, value = item.split("=", 1)
-    node = data
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"--set {item!r}: {part} is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
-
-
 def run(args: argparse.Namespace) -> int:
     import time
 
-    import yaml
-
-    from nerfseg.errors import ConfigError
-    from nerfseg.sim.config import sim_config_from_dict
+    from nerfseg.sim.config import SimConfig, load_sim_config, validate_sim_config
     from nerfseg.sim.simulate import OutputFormat, parse_sequences, simulate, write_previews
+    from nerfseg.typed_config import apply_override
 
-    data: dict = {}
-    if args.config:
-        try:
-            with open(args.config) as f:
-                data = yaml.safe_load(f) or {}
-        except (OSError, yaml.YAMLError) as err:
-            raise ConfigError(f"{args.config}: cannot read simulator config: {err}") from err
+    config = load_sim_config(args.config) if args.config else SimConfig()
     for item in args.set:
-        _apply_override(data, item)
+        apply_override(config, item)
     if args.frames is not None:
-        data["frames"] = args.frames
+        config.frames = args.frames
     if args.seed is not None:
-        data["seed"] = args.seed
+        config.seed = args.seed
     if args.no_parallax:
-        data["no_parallax"] = True
-    config = sim_config_from_dict(data, args.config or "--set")
+        config.no_parallax = True
+    validate_sim_config(config, args.config or "--set")
     fmt = OutputFormat(args.format)
     sequences = parse_sequences(args.sequences)
     start = time.perf_counter()

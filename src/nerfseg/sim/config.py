@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nerfseg.errors import ConfigError
+from nerfseg.typed_config import dataclass_from_dict
 
 
 @dataclass
@@ -110,32 +111,6 @@ class SimConfig:
     nuscenes: NuScenesConfig = field(default_factory=NuScenesConfig)
 
 
-def _from_dict(cls, data: dict, where: str):
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        if key not in fields:
-            raise ConfigError(f"{where}: unknown key '{key}' (known: {', '.join(sorted(fields))})")
-        default = getattr(cls(), key)
-        if dataclasses.is_dataclass(default):
-            kwargs[key] = _from_dict(type(default), value, f"{where}.{key}")
-        elif isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ConfigError(f"{where}.{key}: expected true/false, got {value!r}")
-            kwargs[key] = value
-        elif isinstance(default, (int, float)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ConfigError(f"{where}.{key}: expected a number, got {value!r}")
-            if isinstance(default, int) and not isinstance(default, bool) and float(value) != int(value):
-                raise ConfigError(f"{where}.{key}: expected an integer, got {value!r}")
-            kwargs[key] = type(default)(value)
-        else:
-            kwargs[key] = type(default)(value)
-    return cls(**kwargs)
-
-
 def validate_sim_config(config: SimConfig, where: str = "config") -> SimConfig:
     """Raise ConfigError naming the first out-of-range value; return ``config`` unchanged otherwise."""
     checks = [
@@ -168,7 +143,7 @@ def validate_sim_config(config: SimConfig, where: str = "config") -> SimConfig:
 def sim_config_from_dict(data: dict, where: str = "config") -> SimConfig:
     """Build a SimConfig from a (possibly partial) nested mapping; unknown keys or out-of-range values
     raise ConfigError."""
-    return validate_sim_config(_from_dict(SimConfig, data or {}, where), where)
+    return validate_sim_config(dataclass_from_dict(SimConfig, data or {}, where), where)
 
 
 def load_sim_config(path: str | Path) -> SimConfig:
