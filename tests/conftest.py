@@ -31,3 +31,15 @@ def _few_threads():
     except ImportError:  # pragma: no cover
         return
     torch.set_num_threads(2)
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test made of many small tensor ops on one torch thread (restored afterwards): on a busy shared
+    CPU, OpenMP threads spin-waiting for each other make such tests 10-100x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

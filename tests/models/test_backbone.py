@@ -7,14 +7,8 @@ from nerfseg.errors import ConfigError
 from nerfseg.models.backbone import BACKBONE_PRESETS, BackboneConfig, MinkUNet, backbone_config
 from nerfseg.sparse import SparseTensor, voxelize
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread avoids OpenMP barrier waits on the shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny tensors: one torch thread avoids OpenMP barrier waits on the shared 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 

@@ -7,13 +7,8 @@ import nerfseg.models.backbone as backbone
 from nerfseg.models.backbone import MinkUNet, backbone_config, folded_batch_norm
 from nerfseg.sparse import sparse_conv, submanifold_map, voxelize
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny tensors: one torch thread avoids OpenMP barrier waits on the shared 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model_with_running_stats() -> MinkUNet:

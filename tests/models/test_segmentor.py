@@ -8,14 +8,8 @@ from nerfseg.data.collate import PointBatch
 from nerfseg.errors import ConfigError
 from nerfseg.models.segmentor import LidarSegmentor, SegmentorConfig
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one torch thread avoids OpenMP barrier waits on the shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+# Tiny tensors: one torch thread avoids OpenMP barrier waits on the shared 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 
