@@ -15,6 +15,7 @@ from nerfseg.engine.checkpoint import load_checkpoint
 from nerfseg.engine.logging import read_metrics
 from nerfseg.engine.train import train, validate
 from nerfseg.errors import ConfigError
+from train_testing import TINY_SEGMENTOR_OVERRIDES
 
 PRESET = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "supervised.yaml"
 
@@ -32,14 +33,7 @@ def tiny_overrides(root: Path, steps: int) -> list[str]:
         "train.num_threads=1",
         "data.batch_size=2",
         "data.num_workers=0",
-        "model.segmentor.preset=tiny",
-        "model.segmentor.voxel_size=0.3",
-        "model.segmentor.stem_channels=8",
-        "model.segmentor.encoder_channels=[16,16]",
-        "model.segmentor.decoder_channels=[16,16]",
-        "model.segmentor.encoder_depths=[1,1]",
-        "model.segmentor.decoder_depths=[1,1]",
-        "model.segmentor.point_hidden=16",
+        *TINY_SEGMENTOR_OVERRIDES,
     ]
 
 

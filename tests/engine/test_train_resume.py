@@ -16,6 +16,7 @@ import torch
 from nerfseg.config import load_config
 from nerfseg.engine.checkpoint import load_checkpoint
 from nerfseg.engine.logging import read_metrics
+from train_testing import TINY_SEGMENTOR_OVERRIDES
 
 REPO = Path(__file__).resolve().parents[2]
 PRESET = REPO / "configs" / "synthetic" / "supervised.yaml"
@@ -32,14 +33,7 @@ def _command(root: Path, run_dir: Path, extra: list[str]) -> list[str]:
         "train.progress=false",
         "train.num_threads=1",
         "data.batch_size=2",
-        "model.segmentor.preset=tiny",
-        "model.segmentor.voxel_size=0.3",
-        "model.segmentor.stem_channels=8",
-        "model.segmentor.encoder_channels=[16,16]",
-        "model.segmentor.decoder_channels=[16,16]",
-        "model.segmentor.encoder_depths=[1,1]",
-        "model.segmentor.decoder_depths=[1,1]",
-        "model.segmentor.point_hidden=16",
+        *TINY_SEGMENTOR_OVERRIDES,
     ]
     args = [sys.executable, "-m", "nerfseg", "train", str(PRESET), "--out", str(run_dir)]
     for s in sets:
