@@ -12,13 +12,19 @@ from nerfseg.errors import DataError
 KITTI_CALIB_KEYS = ("P0", "P1", "P2", "P3", "Tr")
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_file_bytes(path: str | Path, what: str = "file", missing_hint: str = "") -> bytes:
+    """Return the bytes of ``path``.
+
+    Raises DataError naming the file: "<what> not found[ (<missing_hint>)]" or "cannot read <what> (...)".
+    """
+    path = Path(path)
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise DataError(path, "file not found") from None
+        hint = f" ({missing_hint})" if missing_hint else ""
+        raise DataError(path, f"{what} not found{hint}") from None
     except OSError as err:
-        raise DataError(path, f"cannot read file ({err.strerror})") from None
+        raise DataError(path, f"cannot read {what} ({err.strerror})") from None
 
 
 def read_points_bin(path: str | Path, num_fields: int) -> np.ndarray:
@@ -33,7 +39,7 @@ def read_points_bin(path: str | Path, num_fields: int) -> np.ndarray:
         DataError: missing file, a size that is not a whole number of points, or non-finite values.
     """
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     point_bytes = 4 * num_fields
     if len(data) % point_bytes != 0:
         raise DataError(
@@ -63,7 +69,7 @@ def read_label_file(path: str | Path, expected_count: int | None = None) -> np.n
         DataError: missing file, size not a multiple of 4 bytes, or N != expected_count.
     """
     path = Path(path)
-    data = _read_bytes(path)
+    data = read_file_bytes(path)
     if len(data) % 4 != 0:
         raise DataError(path, f"size {len(data)} bytes is not a whole number of uint32 labels")
     labels = np.frombuffer(data, dtype="<u4").copy()
@@ -98,7 +104,7 @@ def read_kitti_calib(path: str | Path) -> dict[str, np.ndarray]:
     """
     path = Path(path)
     try:
-        text = _read_bytes(path).decode("utf-8")
+        text = read_file_bytes(path).decode("utf-8")
     except UnicodeDecodeError:
         raise DataError(path, "calibration file is not text") from None
     values: dict[str, np.ndarray] = {}
@@ -153,7 +159,7 @@ def read_times(path: str | Path) -> np.ndarray:
 
 def _read_number_rows(path: Path) -> list[np.ndarray]:
     try:
-        text = _read_bytes(path).decode("utf-8")
+        text = read_file_bytes(path).decode("utf-8")
     except UnicodeDecodeError:
         raise DataError(path, "file is not text") from None
     rows = []

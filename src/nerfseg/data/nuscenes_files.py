@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfseg.data.io import read_points_bin
+from nerfseg.data.io import read_file_bytes, read_points_bin
 from nerfseg.data.labelmaps import NUSCENES
 from nerfseg.data.nuscenes_tables import POINT_FIELDS
 from nerfseg.errors import DataError
@@ -34,12 +34,7 @@ def read_lidarseg(path: str | Path, expected_count: int) -> np.ndarray:
     number of points of the sweep), or it holds an index the dataset does not define (> 31).
     """
     path = Path(path)
-    try:
-        raw = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(path, "lidarseg label file not found") from None
-    except OSError as err:
-        raise DataError(path, f"cannot read lidarseg label file ({err.strerror})") from None
+    raw = np.frombuffer(read_file_bytes(path, "lidarseg label file"), dtype=np.uint8).copy()
     if raw.size != expected_count:
         raise DataError(path, f"has {raw.size} labels but the point cloud has {expected_count} points")
     unknown = NUSCENES.unknown_raw_ids(raw)

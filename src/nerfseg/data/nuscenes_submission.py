@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nerfseg.data.io import read_file_bytes
 from nerfseg.data.labelmaps import NUSCENES
 from nerfseg.errors import DataError
 from nerfseg.io_utils import atomic_write_bytes, atomic_write_text
@@ -113,12 +114,8 @@ def read_nuscenes_prediction(
         DataError naming the file: missing, length != expected_count, or a value outside 1..16.
     """
     path = prediction_path(pred_root, split, lidar_token)
-    try:
-        classes = np.fromfile(path, dtype=np.uint8)
-    except FileNotFoundError:
-        raise DataError(path, "prediction file not found (every sweep of the split needs one)") from None
-    except OSError as err:
-        raise DataError(path, f"cannot read prediction file ({err.strerror})") from None
+    data = read_file_bytes(path, "prediction file", missing_hint="every sweep of the split needs one")
+    classes = np.frombuffer(data, dtype=np.uint8)
     if classes.size != expected_count:
         raise DataError(
             path, f"has {classes.size} predictions but the point cloud has {expected_count} points"
