@@ -15,6 +15,7 @@ from nerfseg.sparse import (
     sparse_conv,
     submanifold_map,
 )
+from nerfseg.sparse.conv import padded_rows
 from nerfseg.sparse.kernel_map import downsampling_map
 
 GRID = (8, 8, 8)
@@ -167,6 +168,41 @@ def test_bf16_autocast_gives_bf16_close_to_float32():
         out = sparse_conv(feats, weight, kmap)
     assert out.dtype == torch.bfloat16
     torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
+
+
+@given(st.integers(1, 1 << 20))
+def test_padded_rows_add_at_most_an_eighth_and_are_multiples_of_16(rows):
+    padded = padded_rows(rows)
+    assert padded >= rows and padded % 16 == 0
+    assert padded - rows < max(16, rows / 8)
+
+
+def test_padded_rows_take_at_most_8_sizes_per_octave():
+    sizes = {padded_rows(r) for r in range(1, 1 << 14)}
+    assert len(sizes) <= 8 * 10 + 1  # 16 (r <= 16), then 8 sizes in each octave 2^4 .. 2^14
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("chunk_rows,block_rows", [(16384, None), (50, 9), (7, None), (333, 64)])
+def test_half_precision_conv_with_padded_matmuls_matches_float32(dtype, chunk_rows, block_rows):
+    """Half-precision matmuls on the CPU compute rows past each segment (padded_rows); the next segment
+    must overwrite them before they are scattered, whatever the chunk and block sizes."""
+    torch.manual_seed(11)
+    coords = random_coords(0.4, seed=12)
+    kmap = submanifold_map(coords, block_rows=block_rows)
+    feats = torch.randn(len(coords), 8).to(dtype)
+    weight = (torch.randn(27, 8, 8) * 0.3).to(dtype)
+    ref = sparse_conv(feats.float(), weight.float(), kmap, chunk_rows=chunk_rows)
+    out = sparse_conv(feats, weight, kmap, chunk_rows=chunk_rows)
+    assert out.dtype == dtype
+    torch.testing.assert_close(out.float(), ref, rtol=0.02, atol=0.08)
+    # gradients: the symmetric backward pass is the same padded forward pass with flipped weights
+    f32 = feats.float().requires_grad_(True)
+    f16 = feats.clone().requires_grad_(True)
+    upstream = torch.randn(len(coords), 8)
+    sparse_conv(f32, weight.float(), kmap, chunk_rows=chunk_rows).backward(upstream)
+    sparse_conv(f16, weight, kmap, chunk_rows=chunk_rows).backward(upstream.to(dtype))
+    torch.testing.assert_close(f16.grad.float(), f32.grad, rtol=0.02, atol=0.08)
 
 
 def test_weight_shape_mismatch_is_rejected():

@@ -34,6 +34,28 @@ CUDA_CHUNK_ROWS = 1 << 18
 """Pairs per step on GPUs, where fewer, larger kernels win."""
 
 
+def padded_rows(rows: int) -> int:
+    """``rows`` rounded up to one of 8 sizes per octave (multiples of 16, at most 1/8 more rows).
+
+    Half-precision matmuls on the CPU run through oneDNN, which compiles and caches one kernel per matrix
+    shape (1024 by default); the per-offset segments of a sparse conv have thousands of distinct lengths,
+    so unpadded they evict each other and every matmul recompiles (measured 2x slower). Padded lengths
+    give a few hundred shapes per network."""
+    step = _padding_step(rows)
+    return max(1, -(-rows // step)) * step
+
+
+def _padding_step(rows: int) -> int:
+    """Granularity of :func:`padded_rows` for ``rows``: 1/8 of its octave, at least 16 (non-decreasing
+    in ``rows``, so ``padded_rows(m) - m < _padding_step(rows)`` for every ``m <= rows``)."""
+    return max(16, 1 << max(0, rows.bit_length() - 4))
+
+
+def _pads_matmuls(t: torch.Tensor) -> bool:
+    """Whether the per-offset matmuls on ``t`` use :func:`padded_rows` (half precision on the CPU)."""
+    return t.device.type == "cpu" and t.dtype in (torch.bfloat16, torch.float16)
+
+
 def _work_units(kmap: KernelMap, chunk_rows: int) -> list:
     """(row_start, row_end, start, end, segments) steps: pairs ``[start, end)`` (at most ``chunk_rows``)
     that only write output rows ``[row_start, row_end)``; ``segments`` lists (k, a, b), the pairs
@@ -85,8 +107,12 @@ def _conv_forward(
     else:
         out.copy_(bias.expand(num_out, c_out))
     rows = min(chunk_rows, max(1, int(kmap.in_rows.numel())))
-    gathered = feats.new_empty((rows, c_in))
-    product = feats.new_empty((rows, c_out))
+    pad = _pads_matmuls(feats)
+    # padded matmuls read and write up to padded_rows(n) - n rows past a segment: the next segment
+    # overwrites them later (segments run in order), the slack rows after the last one are never used
+    slack = _padding_step(rows) if pad else 0
+    gathered = feats.new_zeros((rows + slack, c_in)) if pad else feats.new_empty((rows, c_in))
+    product = feats.new_empty((rows + slack, c_out))
     if weight_grad is not None:
         x, grad_w = weight_grad
         x_buf = x.new_empty((rows, x.shape[1]))
@@ -96,6 +122,8 @@ def _conv_forward(
         n = e - s
         torch.index_select(feats, 0, kmap.in_rows[s:e], out=gathered[:n])
         for k, a, b in segments:
+            if pad:
+                b = a + padded_rows(b - a)
             torch.mm(gathered[a:b], weight[k], out=product[a:b])
         out[r0:r1].index_add_(0, local[s:e], product[:n])  # a block's rows: the target stays in cache
         if weight_grad is not None:
