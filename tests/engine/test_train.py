@@ -125,6 +125,47 @@ def test_predict_then_evaluate_round_trip(trained_run, tiny_kitti, tmp_path, cap
     assert evaluated["accuracy"] == pytest.approx(direct.accuracy, abs=1e-9)
 
 
+def test_bf16_predict_on_the_cpu_agrees_with_float32(trained_run, tiny_kitti, tmp_path, monkeypatch):
+    import nerfseg.sparse.conv as conv
+    from nerfseg.data.datasets import open_dataset
+    from nerfseg.data.submission import semantickitti_prediction_path
+
+    conv_dtypes = set()
+    forward = conv._conv_forward
+
+    def spy(feats, *args, **kwargs):
+        conv_dtypes.add(feats.dtype)
+        return forward(feats, *args, **kwargs)
+
+    monkeypatch.setattr(conv, "_conv_forward", spy)
+    _, run_dir, _ = trained_run
+    common = ["--data", str(tiny_kitti), "--threads", "1", "--no-progress"]
+    for precision, dtype in (("float32", torch.float32), ("bf16", torch.bfloat16)):
+        out = ["--out", str(tmp_path / precision), "--precision", precision]
+        conv_dtypes.clear()
+        assert main(["predict", str(run_dir / "model.pt"), *common, *out]) == 0
+        assert conv_dtypes == {dtype}
+    val = open_dataset("semantickitti", tiny_kitti, "val")
+
+    def labels(precision: str) -> np.ndarray:
+        paths = [semantickitti_prediction_path(tmp_path / precision, i) for i in val.sample_ids]
+        return np.concatenate([np.fromfile(path, dtype="<u4") for path in paths])
+
+    f32, bf16 = labels("float32"), labels("bf16")
+    assert len(f32) == len(bf16) == sum(val[i].num_points for i in range(len(val)))
+    assert (f32 == bf16).mean() > 0.97  # bf16 keeps 8 mantissa bits: labels flip only near ties
+
+
+def test_inference_precision_choices():
+    from nerfseg.engine.precision import inference_uses_bf16
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert not inference_uses_bf16("auto", cpu) and inference_uses_bf16("auto", cuda)
+    assert inference_uses_bf16("bf16", cpu) and not inference_uses_bf16("float32", cuda)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        inference_uses_bf16("fp8", cpu)
+
+
 def test_cli_errors_are_one_clear_line(tiny_kitti, tmp_path, capsys):
     assert main(["train", str(PRESET), "--out", str(tmp_path / "r"), "--set", "train.max_stepz=3"]) == 1
     err = capsys.readouterr().err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nerfseg.data.datasets import DATASET_CHOICES
+from nerfseg.engine.precision import PRECISIONS
 
 EPILOG = """\
 Output (--out PRED), the benchmarks' submission formats read by `nerfseg evaluate`:
@@ -47,6 +48,14 @@ def register(subparsers) -> None:
         default=0,
         help="torch CPU threads (default: torch's; 1 is fastest on busy cores)",
     )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="auto (default): bf16 autocast on CUDA, float32 on the CPU; bf16: bf16 autocast on any device "
+        "(about 1.8x faster on CPUs with native bf16 such as AVX512-BF16 or AMX; see the README's results "
+        "for its agreement with float32)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
@@ -66,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         num_threads=args.threads,
+        precision=args.precision,
     )
     print(
         f"predicted {result.num_scans} scans ({result.num_points} points) in {result.seconds:.1f} s; "

@@ -16,6 +16,7 @@ import torch
 from nerfseg.data.datasets import DatasetKind, open_dataset
 from nerfseg.data.loader import make_eval_loader
 from nerfseg.engine.checkpoint import build_segmentor, load_checkpoint
+from nerfseg.engine.precision import inference_uses_bf16
 from nerfseg.engine.train import predict_batch, resolve_device
 from nerfseg.errors import DataError
 
@@ -40,7 +41,7 @@ def predict(
     batch_size: int = 1,
     num_workers: int = 0,
     device: str = "auto",
-    bf16: bool = True,
+    precision: str = "auto",
     progress: bool = True,
     num_threads: int = 0,
 ) -> PredictResult:
@@ -53,7 +54,9 @@ def predict(
         dataset: dataset kind; None = the one the model was trained on (stored in the checkpoint).
         split: split to predict (``val``, ``test``, ``train``).
         version: nuScenes version; None = the checkpoint's ``data.version``.
-        batch_size / num_workers: loading; device: ``auto``, ``cpu`` or ``cuda``; bf16: autocast on CUDA.
+        batch_size / num_workers: loading; device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``auto`` (bf16 autocast on CUDA, float32 on the CPU), ``float32`` or ``bf16`` (bf16
+            autocast on any device; see nerfseg.engine.precision).
         num_threads: torch intra-op threads for this call (0 = leave torch's setting).
 
     Raises DataError for unreadable checkpoints or data, and when the dataset's classes differ from the
@@ -64,7 +67,7 @@ def predict(
         torch.set_num_threads(num_threads)
     try:
         return _predict(checkpoint_path, data_root, out_dir, dataset, split, version, batch_size, num_workers,
-                        device, bf16, progress)  # fmt: skip
+                        device, precision, progress)  # fmt: skip
     finally:
         torch.set_num_threads(threads)
 
@@ -79,7 +82,7 @@ def _predict(
     batch_size,
     num_workers,
     device,
-    bf16,
+    precision,
     progress,
 ) -> PredictResult:
     from tqdm import tqdm
@@ -97,6 +100,7 @@ def _predict(
     options = {"version": version or cfg.data.version} if kind is DatasetKind.NUSCENES else {}
     source = open_dataset(kind, data_root, split, load_images=False, **options)
     dev = resolve_device(device)
+    bf16 = inference_uses_bf16(precision, dev)
     model.to(dev)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -116,8 +116,9 @@ def build_optimizer(
 
 @torch.no_grad()
 def predict_batch(model: torch.nn.Module, batch, device: torch.device, bf16: bool) -> torch.Tensor:
-    """(N,) int64 predicted train ids (on the CPU) for a PointBatch."""
-    with autocast(device, bf16):
+    """(N,) int64 predicted train ids (on the CPU) for a PointBatch; ``bf16``: under bf16 autocast (any
+    device)."""
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
         out = model(batch.to(device))
     return out.point_logits.float().argmax(dim=1).cpu()
 
@@ -136,7 +137,8 @@ def validate(model: torch.nn.Module, source, cfg: Config, device: torch.device, 
     for batch in tqdm(loader, desc="validate", leave=False, disable=not progress):
         if batch.labels is None:
             continue
-        cm.update(predict_batch(model, batch, device, cfg.train.bf16).numpy(), batch.labels.numpy())
+        bf16 = cfg.train.bf16 and device.type == "cuda"
+        cm.update(predict_batch(model, batch, device, bf16).numpy(), batch.labels.numpy())
     model.train(was_training)
     rule = nuscenes_scores if cfg.data.dataset == DatasetKind.NUSCENES.value else semantickitti_scores
     return rule(cm, label_map.class_names)
