@@ -109,3 +109,32 @@ def test_real_nuscenes_sweep(real_data):
         out = model(batch)
     assert out.point_logits.shape == (34688, 16) and bool(torch.isfinite(out.point_logits).all())
     assert out.voxel_features.num_voxels == int(out.point_to_voxel.max()) + 1
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_point_head_equals_its_mlp_on_each_points_concatenated_input(training):
+    """The head applies its first Linear per voxel and gathers it per point (and folds its batch norm in
+    eval mode); the reference is the plain MLP on [voxel feature of the point, offset, intensity]."""
+    from nerfseg.models.segmentor import PointHead
+
+    torch.manual_seed(4)
+    head = PointHead(voxel_channels=6, hidden=5, num_classes=3, dropout=0.0)
+    bn = head.mlp[1]
+    bn.running_mean.uniform_(-0.5, 0.5)
+    bn.running_var.uniform_(0.5, 2.0)
+    bn.weight.data.uniform_(0.5, 1.5)
+    bn.bias.data.uniform_(-0.2, 0.2)
+    head.train(training)
+    voxel_feats = torch.randn(9, 6, requires_grad=True)
+    point_to_voxel = torch.randint(0, 9, (40,))
+    offsets, intensity = torch.rand(40, 3) - 0.5, torch.rand(40, 1)
+    reference_input = torch.cat([voxel_feats[point_to_voxel], offsets, intensity], dim=1)
+    reference = head.mlp(reference_input)
+    reference.square().sum().backward()
+    expected_grads = [voxel_feats.grad.clone(), head.mlp[0].weight.grad.clone()]
+    voxel_feats.grad = head.mlp[0].weight.grad = None
+    logits = head(voxel_feats, point_to_voxel, offsets, intensity)
+    torch.testing.assert_close(logits, reference, rtol=1e-5, atol=1e-5)
+    logits.square().sum().backward()
+    torch.testing.assert_close(voxel_feats.grad, expected_grads[0], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(head.mlp[0].weight.grad, expected_grads[1], rtol=1e-4, atol=1e-5)

@@ -17,8 +17,8 @@ from torch import nn
 
 from nerfseg.data.collate import PointBatch
 from nerfseg.errors import ConfigError
-from nerfseg.models.backbone import BackboneConfig, MinkUNet, backbone_config
-from nerfseg.sparse import SparseTensor, devoxelize, point_offsets, voxelize
+from nerfseg.models.backbone import BackboneConfig, MinkUNet, backbone_config, folded_batch_norm
+from nerfseg.sparse import SparseTensor, point_offsets, voxelize
 
 
 @dataclass
@@ -86,10 +86,17 @@ class SegmentorOutput:
 
 
 class PointHead(nn.Module):
-    """MLP on [voxel feature (C), point offset within its voxel (3, voxel units), intensity (1)] -> logits."""
+    """MLP on [voxel feature (C), point offset within its voxel (3, voxel units), intensity (1)] -> logits.
+
+    ``mlp`` is Linear(C + 4 -> hidden, no bias), BatchNorm, ReLU, Dropout, Linear(hidden -> classes). The
+    first Linear is applied to the voxel features once per voxel and gathered per point (it is linear, so
+    this equals applying it to each point's concatenated input, with fewer rows and no (N, C + 4) copy);
+    in eval mode its batch norm is folded into it.
+    """
 
     def __init__(self, voxel_channels: int, hidden: int, num_classes: int, dropout: float):
         super().__init__()
+        self.voxel_channels = voxel_channels
         self.mlp = nn.Sequential(
             nn.Linear(voxel_channels + 4, hidden, bias=False),
             nn.BatchNorm1d(hidden),
@@ -99,11 +106,26 @@ class PointHead(nn.Module):
         )
 
     def forward(
-        self, point_feats: torch.Tensor, offsets: torch.Tensor, intensity: torch.Tensor
+        self,
+        voxel_feats: torch.Tensor,
+        point_to_voxel: torch.Tensor,
+        offsets: torch.Tensor,
+        intensity: torch.Tensor,
     ) -> torch.Tensor:
-        """(N, C), (N, 3), (N, 1) -> (N, num_classes) logits."""
-        x = torch.cat([point_feats, offsets.to(point_feats.dtype), intensity.to(point_feats.dtype)], dim=1)
-        return self.mlp(x)
+        """(M, C) voxel features, (N,) int64 voxel row of each point, (N, 3) offsets in voxel units,
+        (N, 1) intensity -> (N, num_classes) logits."""
+        linear, bn = self.mlp[0], self.mlp[1]
+        c = self.voxel_channels
+        weight = linear.weight  # (hidden, C + 4)
+        folded = folded_batch_norm(bn)
+        if folded is not None:
+            weight = weight * folded[0][:, None]
+        per_voxel = voxel_feats @ weight[:, :c].t().to(voxel_feats.dtype)  # (M, hidden)
+        dtype = per_voxel.dtype
+        extra = torch.cat([offsets, intensity], dim=1).to(dtype)  # (N, 4)
+        hidden = per_voxel.index_select(0, point_to_voxel).addmm_(extra, weight[:, c:].t().to(dtype))
+        hidden = bn(hidden) if folded is None else hidden.add_(folded[1].to(hidden.dtype))
+        return self.mlp[4](self.mlp[3](torch.relu_(hidden)))
 
 
 class LidarSegmentor(nn.Module):
@@ -134,7 +156,6 @@ class LidarSegmentor(nn.Module):
         xyz = points[:, :3]
         vox = voxelize(xyz, batch.batch_index, points[:, : self.cfg.in_channels], self.cfg.voxel_size)
         features = self.backbone(vox.tensor)
-        point_feats = devoxelize(features.feats, vox.point_to_voxel)
         offsets = point_offsets(xyz, vox.tensor.coords, vox.point_to_voxel, self.cfg.voxel_size)
-        logits = self.head(point_feats, offsets, points[:, 3:4])
+        logits = self.head(features.feats, vox.point_to_voxel, offsets, points[:, 3:4])
         return SegmentorOutput(logits, features, self.cfg.voxel_size, vox.point_to_voxel)
