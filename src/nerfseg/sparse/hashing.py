@@ -48,16 +48,44 @@ class VoxelHash:
 
     def __init__(self, coords: torch.Tensor):
         keys = pack_keys(coords)
-        self.sorted_keys, self.order = torch.sort(keys)
         self.num_voxels = int(keys.numel())
+        if bool((keys[1:] > keys[:-1]).all()):  # already sorted (voxelize and downsampling give that)
+            self.sorted_keys, self.order = keys, None
+        else:
+            self.sorted_keys, self.order = torch.sort(keys)
+
+    def _rows(self, pos: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
+        """Rows of the sorted positions ``pos`` where ``found``, -1 elsewhere."""
+        rows = pos if self.order is None else torch.take(self.order, pos)
+        return torch.where(found, rows, -1)
 
     def lookup_keys(self, query_keys: torch.Tensor) -> torch.Tensor:
-        """(M,) int64 keys -> (M,) int64 row indices, -1 where absent."""
+        """(M,) int64 keys -> (M,) int64 row indices, -1 where absent (any query shape)."""
         if self.num_voxels == 0:
             return torch.full_like(query_keys, -1)
         pos = torch.searchsorted(self.sorted_keys, query_keys).clamp_(max=self.num_voxels - 1)
-        found = self.sorted_keys[pos] == query_keys
-        return torch.where(found, self.order[pos], torch.full_like(pos, -1))
+        return self._rows(pos, torch.take(self.sorted_keys, pos) == query_keys)
+
+    def lookup_z_runs(self, start_keys: torch.Tensor, length: int) -> torch.Tensor:
+        """Rows of the keys ``start_keys + j`` (the voxels ``j`` steps up in z), j = 0 .. length-1.
+
+        One binary search per query for the whole run: keys differing only in z are adjacent in sorted
+        order, so the next key of a run, when present, sits right after the last one found.
+        Args: start_keys (M,) int64; length >= 1. Returns (length, M) int64 rows, -1 where absent.
+        Whenever ``start_keys + j`` packs a valid coordinate the result equals ``lookup_keys``'s.
+        """
+        if self.num_voxels == 0:
+            return torch.full((length, *start_keys.shape), -1, dtype=torch.int64, device=start_keys.device)
+        pos = torch.searchsorted(self.sorted_keys, start_keys)
+        last = self.num_voxels - 1
+        runs = []
+        for j in range(length):
+            clamped = pos.clamp(max=last)
+            found = torch.take(self.sorted_keys, clamped) == start_keys + j
+            runs.append(self._rows(clamped, found))
+            if j + 1 < length:
+                pos = pos + found  # past the key just found: the next one of the run, if present
+        return torch.stack(runs)
 
     def lookup(self, query: torch.Tensor) -> torch.Tensor:
         """(M, 4) coordinates -> (M,) int64 row indices, -1 where absent."""

@@ -128,8 +128,8 @@ def submanifold_map(
         block_rows: output rows per block (pairs ordered by output block, then offset); default
             DEFAULT_BLOCK_ROWS on CPU and one block for everything on GPUs.
     Returns: a symmetric, output-blocked KernelMap over the 27 offsets of :func:`cube_offsets` (3); the
-        centre offset (13) is the identity. Pairs of offset -d are those of +d swapped, so only 13 lookups
-        are made.
+        centre offset (13) is the identity. Pairs of offset -d are those of +d swapped, so only 13 offsets
+        are looked up, in 5 binary searches (one per z-column of offsets).
     """
     device = coords.device
     num = int(coords.shape[0])
@@ -140,23 +140,25 @@ def submanifold_map(
     table = table if table is not None else VoxelHash(coords)
     keys = pack_keys(coords)
     deltas = offset_key_deltas(cube_offsets(3, device))
-    rows = torch.arange(num, device=device)
-    ins, outs, offs = [], [], []
-    for k in range(13):  # offsets 0..12 are the negatives of 26..14
-        src = table.lookup_keys(keys + deltas[k])
-        valid = src >= 0
-        # output row i reads input src[i] through offset k; by symmetry src[i] reads i through 26-k.
-        a, b = src[valid], rows[valid]
-        ins += [a, b]
-        outs += [b, a]
-        offs += [torch.full_like(a, k), torch.full_like(a, 26 - k)]
-    in_rows, out_rows, offset = torch.cat(ins), torch.cat(outs), torch.cat(offs)
+    # offsets 0..12 are the negatives of 26..14; they are the z-columns (dx, dy) = (-1, -1), (-1, 0),
+    # (-1, 1), (0, -1) with dz = -1, 0, 1 (offsets 0-2, 3-5, 6-8, 9-11) and (0, 0, -1) (offset 12):
+    # one binary search per column
+    neighbours = torch.cat(
+        [table.lookup_z_runs(keys + deltas[k], 3) for k in (0, 3, 6, 9)]
+        + [table.lookup_z_runs(keys + deltas[12], 1)]
+    )  # (13, M): row of the neighbour of each voxel through offset k, -1 where none
+    valid = neighbours >= 0
+    k, i = valid.nonzero(as_tuple=True)
+    src = neighbours[valid]  # row-major, aligned with (k, i)
+    # output row i reads input src through offset k; by symmetry src reads i through 26-k
+    in_rows, out_rows, offset = torch.cat([src, i]), torch.cat([i, src]), torch.cat([k, 26 - k])
     block = torch.div(out_rows, block_rows, rounding_mode="floor")
-    order = torch.argsort(block * 27 + offset)  # by output block, then offset
-    in_rows, out_rows, block, offset = in_rows[order], out_rows[order], block[order], offset[order]
+    block_offset, order = torch.sort(block * 27 + offset)  # by output block, then offset
+    in_rows, out_rows = in_rows.index_select(0, order), out_rows.index_select(0, order)
+    block = torch.div(block_offset, 27, rounding_mode="floor")
     num_blocks = (num + block_rows - 1) // block_rows
     segments, blocks, seg_start = [], [], 0
-    for run_key, s, e in _runs(block * 27 + offset, num_blocks * 27):
+    for run_key, s, e in _runs(block_offset, num_blocks * 27):
         segments.append((run_key % 27, s, e))
     # group the runs into blocks (every block of rows gets one entry, even without neighbour pairs)
     pair_counts = torch.bincount(block, minlength=num_blocks).tolist()
