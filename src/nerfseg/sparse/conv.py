@@ -6,7 +6,8 @@ a time, reusing two preallocated buffers) so memory stays bounded and the buffer
 identity offset of a submanifold convolution is one plain matmul. Submanifold maps are ordered by
 blocks of output rows (see :func:`~nerfseg.sparse.kernel_map.submanifold_map`), so each scatter-add
 writes a block that stays in cache, and their input gradient is the same blocked pass with flipped,
-transposed weights. The backward pass re-gathers instead of storing gathered inputs. Only tensor ops
+transposed weights. The backward pass re-gathers instead of storing gathered inputs. Half-precision
+matmuls on the CPU are padded to a bounded set of row counts (:func:`padded_rows`). Only tensor ops
 are used, so the same code runs on CPU and CUDA.
 
 Weights are stored as (K, Cin, Cout): offset k of :func:`~nerfseg.sparse.kernel_map.cube_offsets`
