@@ -156,6 +156,20 @@ def test_bf16_predict_on_the_cpu_agrees_with_float32(trained_run, tiny_kitti, tm
     assert (f32 == bf16).mean() > 0.97  # bf16 keeps 8 mantissa bits: labels flip only near ties
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_bf16_predict_warns_on_cpus_without_native_bf16(
+    trained_run, tiny_kitti, tmp_path, monkeypatch, capsys, native
+):
+    import nerfseg.engine.precision as precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    _, run_dir, _ = trained_run
+    args = ["--data", str(tiny_kitti), "--threads", "1", "--no-progress", "--out", str(tmp_path / "p")]
+    assert main(["predict", str(run_dir / "model.pt"), *args, "--precision", "bf16", "--device", "cpu"]) == 0
+    warned = "no native bf16" in capsys.readouterr().err
+    assert warned == (not native)
+
+
 def test_inference_precision_choices():
     from nerfseg.engine.precision import inference_uses_bf16
 

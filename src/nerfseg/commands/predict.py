@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from nerfseg.data.datasets import DATASET_CHOICES
 from nerfseg.engine.precision import PRECISIONS
@@ -61,7 +62,16 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from nerfseg.engine.precision import cpu_has_native_bf16
     from nerfseg.engine.predict import predict
+    from nerfseg.engine.train import resolve_device
+
+    if args.precision == "bf16" and resolve_device(args.device).type == "cpu" and not cpu_has_native_bf16():
+        print(
+            "nerfseg predict: warning: this CPU has no native bf16 matrix multiply, so --precision bf16 is "
+            "emulated and slower than float32 here",
+            file=sys.stderr,
+        )
 
     result = predict(
         args.checkpoint,
