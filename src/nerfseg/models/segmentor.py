@@ -18,7 +18,7 @@ from torch import nn
 from nerfseg.data.collate import PointBatch
 from nerfseg.errors import ConfigError
 from nerfseg.models.backbone import BackboneConfig, MinkUNet, backbone_config, folded_batch_norm
-from nerfseg.sparse import SparseTensor, point_offsets, voxelize
+from nerfseg.sparse import SparseTensor, devoxelize, point_offsets, voxelize
 
 
 @dataclass
@@ -96,7 +96,6 @@ class PointHead(nn.Module):
 
     def __init__(self, voxel_channels: int, hidden: int, num_classes: int, dropout: float):
         super().__init__()
-        self.voxel_channels = voxel_channels
         self.mlp = nn.Sequential(
             nn.Linear(voxel_channels + 4, hidden, bias=False),
             nn.BatchNorm1d(hidden),
@@ -115,7 +114,7 @@ class PointHead(nn.Module):
         """(M, C) voxel features, (N,) int64 voxel row of each point, (N, 3) offsets in voxel units,
         (N, 1) intensity -> (N, num_classes) logits."""
         linear, bn = self.mlp[0], self.mlp[1]
-        c = self.voxel_channels
+        c = linear.in_features - 4
         weight = linear.weight  # (hidden, C + 4)
         folded = folded_batch_norm(bn)
         if folded is not None:
@@ -123,7 +122,7 @@ class PointHead(nn.Module):
         per_voxel = voxel_feats @ weight[:, :c].t().to(voxel_feats.dtype)  # (M, hidden)
         dtype = per_voxel.dtype
         extra = torch.cat([offsets, intensity], dim=1).to(dtype)  # (N, 4)
-        hidden = per_voxel.index_select(0, point_to_voxel).addmm_(extra, weight[:, c:].t().to(dtype))
+        hidden = devoxelize(per_voxel, point_to_voxel).addmm_(extra, weight[:, c:].t().to(dtype))
         hidden = bn(hidden) if folded is None else hidden.add_(folded[1].to(hidden.dtype))
         return self.mlp[4](self.mlp[3](torch.relu_(hidden)))
 
