@@ -32,6 +32,7 @@ from nerfseg.data.loader import TrainingDataset, labeled_subset, make_eval_loade
 from nerfseg.engine import checkpoint as ckpt
 from nerfseg.engine.logging import RunLogger
 from nerfseg.engine.losses import SegmentationLoss
+from nerfseg.engine.precision import inference_uses_bf16
 from nerfseg.errors import ConfigError, DataError
 from nerfseg.io_utils import atomic_write_text
 
@@ -134,10 +135,10 @@ def validate(model: torch.nn.Module, source, cfg: Config, device: torch.device, 
     was_training = model.training
     model.eval()
     loader = make_eval_loader(source, cfg.data.val_batch_size, cfg.data.num_workers, cfg.data.val_max_scans)
+    bf16 = inference_uses_bf16("auto" if cfg.train.bf16 else "float32", device)
     for batch in tqdm(loader, desc="validate", leave=False, disable=not progress):
         if batch.labels is None:
             continue
-        bf16 = cfg.train.bf16 and device.type == "cuda"
         cm.update(predict_batch(model, batch, device, bf16).numpy(), batch.labels.numpy())
     model.train(was_training)
     rule = nuscenes_scores if cfg.data.dataset == DatasetKind.NUSCENES.value else semantickitti_scores
