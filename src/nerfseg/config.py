@@ -19,8 +19,10 @@ import yaml
 from nerfseg.data.augment import AugmentConfig
 from nerfseg.engine.losses import LossConfig
 from nerfseg.errors import ConfigError
+from nerfseg.masks.config import MasksConfig
 from nerfseg.models.nerf.head import NerfConfig
 from nerfseg.models.segmentor import SegmentorConfig
+from nerfseg.ssl.config import Method, SslConfig
 from nerfseg.typed_config import apply_override, dataclass_from_dict, dataclass_to_dict
 
 DATASET_CHOICES = ("semantickitti", "scribblekitti", "nuscenes")
@@ -35,8 +37,12 @@ class DataConfig:
         root: dataset root folder (``sequences/`` for the KITTI layouts, ``v1.0-*/`` for nuScenes).
         version: nuScenes table version (``v1.0-trainval``, ``v1.0-mini``); ignored for KITTI layouts.
         train_split / val_split: split names of the reader (``val_split: ""`` disables validation).
-        label_fraction: fraction of training scans whose labels are used, in (0, 1]; the subset is chosen
-            deterministically by ``label_seed`` (supervised training reads only those scans).
+        labeled_split: a split file (one sample id a line: ``SS/FFFFFF`` for the KITTI layouts, LiDAR
+            sample_data tokens for nuScenes; ``nerfseg make-splits`` writes them, ``splits/`` holds the
+            official SemanticKITTI ones) naming the labeled training scans; every other training scan is
+            unlabeled. Empty = use ``label_fraction``.
+        label_fraction: fraction of training scans whose labels are used, in (0, 1], when no
+            ``labeled_split`` is given; the subset is chosen deterministically by ``label_seed``.
         label_seed: seed of the labeled subset (kept apart from ``train.seed`` so runs with different
             training seeds share one subset).
         batch_size: scans per training step.
@@ -50,6 +56,7 @@ class DataConfig:
     version: str = "v1.0-trainval"
     train_split: str = "train"
     val_split: str = "val"
+    labeled_split: str = ""
     label_fraction: float = 1.0
     label_seed: int = 0
     batch_size: int = 2
@@ -110,12 +117,21 @@ class ModelConfig:
 
 @dataclass
 class Config:
-    """Everything a training run needs. YAML sections: data, model, augment, loss, train."""
+    """Everything a training run needs. YAML: ``method`` and the sections data, model, augment, loss, ssl,
+    masks, train.
 
+    Attributes:
+        method: the training recipe (:class:`nerfseg.ssl.config.Method`): supervised, mean-teacher,
+            lasermix, projection, nerf, nerf+mean-teacher, nerf+lasermix or geometry.
+    """
+
+    method: Method = Method.SUPERVISED
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    ssl: SslConfig = field(default_factory=SslConfig)
+    masks: MasksConfig = field(default_factory=MasksConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def validate(self, source: str = "config") -> Config:

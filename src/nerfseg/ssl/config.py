@@ -1,0 +1,127 @@
+"""Typed settings of the semi-supervised methods: which method a run trains (the top-level ``method:`` key)
+and the hyper-parameters of its parts (teacher, point pseudo-labels, LaserMix, projection, camera rays).
+
+Every value is ours (the seed paper gives none); the presets in ``configs/`` state the values they use and
+why. Distances in metres, angles in degrees.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from nerfseg.ssl.fusion import FusionConfig
+from nerfseg.ssl.ray_sampler import RaySamplerConfig
+
+
+class Method(enum.Enum):
+    """The training recipes (DESIGN.md, "Baselines"). ``method: nerf+lasermix`` in YAML or ``--set``."""
+
+    SUPERVISED = "supervised"
+    MEAN_TEACHER = "mean-teacher"
+    LASERMIX = "lasermix"
+    PROJECTION = "projection"
+    NERF = "nerf"
+    NERF_MEAN_TEACHER = "nerf+mean-teacher"
+    NERF_LASERMIX = "nerf+lasermix"
+    GEOMETRY = "geometry"
+
+
+@dataclass
+class TeacherConfig:
+    """The mean teacher: an exponential moving average of the student.
+
+    Attributes:
+        ema_decay: ``teacher = decay * teacher + (1 - decay) * student`` after every optimiser step. The
+            teacher's memory is about ``1 / (1 - decay)`` steps: 0.999 suits runs of 10^4-10^5 steps, while
+            a 400-step run needs about 0.99 or the teacher barely leaves its initial weights.
+        ema_warmup: use ``min(decay, (1 + step) / (10 + step))`` so the teacher follows the student closely
+            in the first steps (the usual mean-teacher ramp).
+        buffers: ``copy`` (BatchNorm running statistics copied from the student at every update) or
+            ``ema`` (averaged like the weights).
+    """
+
+    ema_decay: float = 0.99
+    ema_warmup: bool = True
+    buffers: str = "copy"
+
+
+@dataclass
+class PointPseudoLabelConfig:
+    """Confident point pseudo-labels of the teacher (mean-teacher, LaserMix).
+
+    Attributes:
+        threshold: a point takes the teacher's argmax where its softmax peaks at >= threshold.
+        weight: weight of the consistency (pseudo-label cross-entropy) loss in the total.
+    """
+
+    threshold: float = 0.9
+    weight: float = 1.0
+
+
+@dataclass
+class LaserMixConfig:
+    """LaserMix (Kong et al., CVPR 2023): partition scans by laser inclination, swap alternate areas.
+
+    Attributes:
+        areas: the number of inclination areas A is drawn from these per step.
+        pitch_min, pitch_max: inclination range in degrees split into A equal areas (points outside are
+            clamped into the first / last area). Defaults: an HDL-64E's vertical field of view.
+        weight: weight of the mixed-scan loss (labels on labeled areas, pseudo-labels on unlabeled ones).
+    """
+
+    areas: tuple[int, ...] = (2, 3, 4, 5, 6)
+    pitch_min: float = -25.0
+    pitch_max: float = 3.0
+    weight: float = 1.0
+
+
+@dataclass
+class ProjectionConfig:
+    """The projection baseline: masks vote with the teacher's point classes, points take their mask's class.
+
+    Attributes:
+        min_votes: a mask needs at least this many projected points to vote.
+        min_agreement: and its majority class needs this share of the votes.
+        weight: weight of the projected pseudo-label cross-entropy.
+    """
+
+    min_votes: int = 3
+    min_agreement: float = 0.5
+    weight: float = 1.0
+
+
+@dataclass
+class CameraRaysConfig:
+    """Camera-ray self-supervision (the ``nerf`` methods, DESIGN.md steps 8-10).
+
+    Attributes:
+        stride: the teacher renders every stride-th pixel (the reduced grid of
+            ``nerfseg.geometry.rays.pixel_grid``).
+        cameras_per_scan: cameras rendered per unlabeled scan and step (drawn at random; 0 = all).
+        tau_opacity: pixels whose teacher ray is less opaque than this carry no evidence.
+        fusion: mask / pixel confidence thresholds of the fusion.
+        sampler: the ray budget per image and its confidence / class weighting.
+        weight: lambda_nerf, weight of the rendered-pixel cross-entropy.
+        oracle: diagnostic upper bound: supervise the rendered rays with the ground-truth ``semantic_2/``
+            instead of fused pseudo-labels (only where the dataset has it; never for real results).
+    """
+
+    stride: int = 4
+    cameras_per_scan: int = 1
+    tau_opacity: float = 0.5
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    sampler: RaySamplerConfig = field(default_factory=RaySamplerConfig)
+    weight: float = 1.0
+    oracle: bool = False
+
+
+@dataclass
+class SslConfig:
+    """Hyper-parameters of the semi-supervised parts; a method reads only the parts it uses."""
+
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    pseudo: PointPseudoLabelConfig = field(default_factory=PointPseudoLabelConfig)
+    lasermix: LaserMixConfig = field(default_factory=LaserMixConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    camera: CameraRaysConfig = field(default_factory=CameraRaysConfig)
