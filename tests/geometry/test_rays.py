@@ -9,7 +9,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nerfseg.geometry.rays import camera_frame_rays, camera_rays, lidar_rays, pixel_grid, pixel_rays
+from nerfseg.geometry.rays import (
+    PixelGrid,
+    RayBundle,
+    camera_frame_rays,
+    camera_ray_bundle,
+    camera_rays,
+    lidar_ray_bundle,
+    lidar_rays,
+    pixel_grid,
+    pixel_rays,
+    read_at_pixels,
+    z_depth_to_ray_distance,
+)
 
 
 def _distance_to_ray(points: torch.Tensor, origins: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
@@ -79,8 +91,9 @@ def test_pixel_rays_go_through_pixel_centres():
     )  # x fwd, y left, z up -> OpenCV
     lidar_to_cam[:3, 3] = torch.tensor([0.1, -0.2, 0.3])
     pixels = pixel_grid(640, 480, stride=7)
-    assert pixels.shape == (len(range(0, 480, 7)) * len(range(0, 640, 7)), 2)
-    assert pixels[1].tolist() == [7, 0] and pixels[len(range(0, 640, 7))].tolist() == [0, 7]
+    assert PixelGrid(640, 480, 7).shape == (69, 91)  # centres 3, 10, ..., 479 and 3, ..., 633
+    assert pixels.shape == (69 * 91, 2)
+    assert pixels[1].tolist() == [10, 3] and pixels[91].tolist() == [3, 10]
     origins, dirs = pixel_rays(K, lidar_to_cam, pixels[:, 0], pixels[:, 1])
     # Re-project a point 10 m along each ray: it must land on the pixel centre.
     points = origins + 10.0 * dirs
@@ -199,3 +212,109 @@ def test_camera_frame_rays_match_pixel_rays(tmp_path):
     assert origins.dtype == torch.float32 and dirs.dtype == torch.float32
     np.testing.assert_allclose(origins.numpy(), ref_o.numpy(), atol=1e-6)
     np.testing.assert_allclose(dirs.numpy(), ref_d.numpy(), atol=1e-6)
+
+
+def test_pixel_grid_hand_computed():
+    # stride 2 on 5 x 4: centre pixels of the blocks [0, 2), [2, 4) (the partial block [4, 5) has its centre
+    # pixel 5 outside); rows likewise.
+    assert pixel_grid(5, 4, 2).tolist() == [[1, 1], [3, 1], [1, 3], [3, 3]]
+    assert PixelGrid(5, 4, 2).shape == (2, 2)
+    # stride 3 on 5 x 3: columns 1, 4 (4 is the centre of the partial block [3, 6)), row 1.
+    assert pixel_grid(5, 3, 3).tolist() == [[1, 1], [4, 1]]
+    assert torch.equal(pixel_grid(3, 2, 1), torch.tensor([[0, 0], [1, 0], [2, 0], [0, 1], [1, 1], [2, 1]]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 50), st.integers(1, 50), st.integers(1, 9))
+def test_pixel_grid_is_the_centre_of_each_block(width, height, stride):
+    grid = PixelGrid(width, height, stride)
+    if min(width, height) <= stride // 2:  # not even one block centre inside: the grid is empty
+        assert len(grid) == 0 and grid.pixels.shape == (0, 2)
+        return
+    pixels = grid.pixels
+    h, w = grid.shape
+    assert pixels.shape == (len(grid), 2) == (h * w, 2)
+    image_i = grid.to_image(pixels)
+    # Reduced pixel (i, j) lies in block (i, j); its centre is within half a pixel of the block's centre.
+    assert torch.equal(image_i[..., 0] // stride, torch.arange(w).expand(h, w))
+    assert torch.equal(image_i[..., 1] // stride, torch.arange(h)[:, None].expand(h, w))
+    assert ((pixels.double() + 0.5) - (pixels // stride * stride + stride / 2)).abs().max() <= 0.5
+    assert int(pixels[:, 0].max()) < width and int(pixels[:, 1].max()) < height
+    # No block whose centre pixel fits in the image is left out.
+    assert (w * stride + stride // 2 >= width) and (h * stride + stride // 2 >= height)
+
+
+def test_read_at_pixels_numpy_and_torch():
+    image = np.arange(12).reshape(3, 4)  # value = 4 * row + col
+    pixels = torch.tensor([[0, 0], [3, 0], [1, 2]])  # (col, row)
+    assert read_at_pixels(image, pixels).tolist() == [0, 3, 9]
+    assert read_at_pixels(torch.from_numpy(image), pixels).tolist() == [0, 3, 9]
+    rgb = np.stack([image, 10 * image], axis=-1)
+    assert read_at_pixels(rgb, pixels.numpy()).tolist() == [[0, 0], [3, 30], [9, 90]]
+    assert read_at_pixels(image, pixel_grid(4, 3, 2)).tolist() == [5, 7]  # (1, 1), (3, 1)
+    import pytest
+
+    with pytest.raises(ValueError, match="outside"):
+        read_at_pixels(image, torch.tensor([[4, 0]]))
+
+
+def test_z_depth_to_ray_distance_hand_computed_and_against_pixel_rays():
+    K = torch.tensor([[100.0, 0, 49.5], [0, 100.0, 49.5], [0, 0, 1]], dtype=torch.float64)
+    pixels = torch.tensor([[49, 49], [124, 49], [49, 124], [124, 149]])
+    z = torch.tensor([2.0, 2.0, 4.0, 1.0])
+    # centres (49.5, 49.5): on the axis; (124.5, 49.5): x = 0.75 -> |d| = 1.25; (124.5, 149.5): (0.75, 1.0).
+    expected = [2.0, 2.5, 5.0, float(np.sqrt(1 + 0.75**2 + 1.0))]
+    np.testing.assert_allclose(z_depth_to_ray_distance(z, K, pixels).numpy(), expected, rtol=1e-6)
+    # Against pixel_rays: the point at ray distance t has camera z = t * d_z.
+    lidar_to_cam = torch.eye(4, dtype=torch.float64)
+    lidar_to_cam[:3, :3] = torch.tensor([[0.0, -1, 0], [0, 0, -1], [1, 0, 0]], dtype=torch.float64)
+    lidar_to_cam[:3, 3] = torch.tensor([0.1, -0.2, 0.3])
+    _, dirs = pixel_rays(K, lidar_to_cam, pixels[:, 0], pixels[:, 1])
+    dirs_cam = dirs @ lidar_to_cam[:3, :3].T
+    t = z_depth_to_ray_distance(z.double(), dirs_cam=dirs_cam)
+    np.testing.assert_allclose((t * dirs_cam[:, 2]).numpy(), z.numpy(), rtol=1e-12)
+    np.testing.assert_allclose(t.numpy(), expected, rtol=1e-6)
+
+
+def _bundle(n: int, scan: int = 0) -> RayBundle:
+    g = torch.Generator().manual_seed(n + scan)
+    dirs = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=1)
+    pixels = torch.stack([torch.arange(n), 2 * torch.arange(n)], dim=1)
+    origins = torch.randn(n, 3, generator=g)
+    return RayBundle(origins, dirs, pixels, torch.full((n,), 1), torch.full((n,), scan))
+
+
+def test_ray_bundle_index_cat_to_len():
+    a, b = _bundle(5), _bundle(3, scan=1)
+    both = RayBundle.cat([a, b])
+    assert len(both) == 8 and both.scan.tolist() == [0] * 5 + [1] * 3
+    idx = torch.tensor([6, 0, 6])
+    picked = both[idx]
+    assert len(picked) == 3 and picked.pixels.tolist() == [[1, 2], [0, 0], [1, 2]]
+    assert torch.equal(picked.origins, torch.stack([b.origins[1], a.origins[0], b.origins[1]]))
+    assert torch.equal(picked.directions[1], a.directions[0]) and picked.scan.tolist() == [1, 0, 1]
+    assert len(both[both.scan == 1]) == 3 and len(both[:2]) == 2
+    assert both.to("cpu").device.type == "cpu"
+    import pytest
+
+    with pytest.raises(ValueError, match="RayBundle"):
+        RayBundle(a.origins, a.directions, a.pixels[:4], a.camera, a.scan)
+
+
+def test_camera_ray_bundle_and_lidar_ray_bundle(tmp_path):
+    from nerfseg.data.sample import CameraFrame
+
+    K = np.array([[500.0, 0, 320], [0, 400.0, 240], [0, 0, 1]])
+    lidar_to_cam = np.eye(4)
+    lidar_to_cam[:3, :3] = [[0, -1, 0], [0, 0, -1], [1, 0, 0]]
+    lidar_to_cam[:3, 3] = [0.1, -0.2, 0.3]
+    camera = CameraFrame("cam", tmp_path / "x.png", K, lidar_to_cam, 0.0, (640, 480))
+    pixels = pixel_grid(640, 480, 64)
+    bundle = camera_ray_bundle(camera, pixels, scan=3, camera_index=2, device="cpu")
+    origins, dirs = camera_frame_rays(camera, pixels[:, 0], pixels[:, 1])
+    assert torch.equal(bundle.origins, origins) and torch.equal(bundle.directions, dirs)
+    assert torch.equal(bundle.pixels, pixels) and (bundle.camera == 2).all() and (bundle.scan == 3).all()
+    points = torch.tensor([[3.0, 4.0, 0.0], [0.0, 0.0, 2.0]])
+    lidar, ranges = lidar_ray_bundle(points, torch.tensor([0, 1]))
+    assert ranges.tolist() == [5.0, 2.0] and (lidar.origins == 0).all() and (lidar.camera == -1).all()
+    assert torch.allclose(lidar.directions * ranges[:, None], points) and lidar.scan.tolist() == [0, 1]

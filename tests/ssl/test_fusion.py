@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.masks.convert import masks_to_id_image
-from nerfseg.ssl.fusion import FusionConfig, fuse_pseudo_labels, resize_mask_ids
+from nerfseg.ssl.fusion import FusionConfig, fuse_pseudo_labels
 
 I = IGNORE_INDEX
 
@@ -134,14 +134,6 @@ def test_matches_loop_reference(h, w, c, seed, tau_mask, tau_pix):
     # argmax ties are measure-zero with float64 random inputs
     assert np.array_equal(labels.numpy(), ref_labels)
     assert np.allclose(conf.numpy(), ref_conf)
-
-
-def test_resize_mask_ids_nearest():
-    ids = torch.arange(16).reshape(4, 4)
-    assert resize_mask_ids(ids, (2, 2)).tolist() == [[5, 7], [13, 15]]  # centres at 1.0 and 3.0 -> rows 1, 3
-    assert torch.equal(resize_mask_ids(ids, (4, 4)), ids)
-    up = resize_mask_ids(torch.tensor([[1, 2]]), (2, 4))
-    assert up.tolist() == [[1, 1, 2, 2], [1, 1, 2, 2]]
 
 
 def test_fusion_config_defaults_are_plain_fields():

@@ -19,8 +19,10 @@ Depth is z-depth along the camera axis in metres, coloured red (1 m) to blue (--
 rendered opacity is below 0.5 (the ray hit nothing). Semantics use the dataset's class colours.
 
 The checkpoint must hold a NeRF head (trained with model.nerf.enabled: true). Rendering runs the
-segmentor on the scan, then casts one ray per pixel centre (every --stride-th pixel) from the camera's
-position at its capture time, in chunks of --chunk rays. Samples in empty space (no voxel around) are
+segmentor on the scan, then casts one ray through the centre pixel of every --stride x --stride block
+(nerfseg.geometry.rays.PixelGrid; the image and the ground truth are read at the same pixels) from the
+camera's position at its capture time, in chunks of --chunk rays. The printed median |depth error| compares
+distances along the ray (depth_2/'s z-depth converted). Samples in empty space (no voxel around) are
 skipped cheaply, so with small voxels raise --samples until (far - near) / samples <= the voxel size, or
 add an importance pass with --importance N.
 
@@ -54,7 +56,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--split", help="split holding the frame (default: search val, train, test)")
     parser.add_argument("--camera", help="render only this camera (default: all cameras of the frame)")
-    parser.add_argument("--stride", type=int, default=2, help="render every N-th pixel (default 2)")
+    parser.add_argument("--stride", type=int, default=2, help="render one pixel per N x N block (default 2)")
     parser.add_argument(
         "--chunk", type=int, default=0, help="rays per chunk (default: the config's chunk_rays)"
     )

@@ -86,18 +86,3 @@ def fuse_pseudo_labels(
         confidence[idx] = pixel_conf[accepted]
     return labels.reshape(h, w), confidence.reshape(h, w)
 
-
-def resize_mask_ids(mask_ids: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """Nearest-neighbour resize of a mask-id image to the teacher's render resolution.
-
-    Args:
-        mask_ids: (H, W) integer mask ids.
-        size: (h, w) target size in pixels.
-    Returns:
-        (h, w) mask ids of the same dtype: target pixel (i, j) takes the source pixel containing its centre.
-    """
-    h0, w0 = mask_ids.shape
-    h, w = size
-    rows = ((torch.arange(h, device=mask_ids.device) + 0.5) * (h0 / h)).floor().long().clamp_(0, h0 - 1)
-    cols = ((torch.arange(w, device=mask_ids.device) + 0.5) * (w0 / w)).floor().long().clamp_(0, w0 - 1)
-    return mask_ids[rows[:, None], cols[None, :]]

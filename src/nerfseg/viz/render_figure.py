@@ -1,8 +1,11 @@
 """Rendered camera views of the NeRF head and their figure: camera image, rendered semantics, rendered
 depth and opacity beside the ground truth (the simulator's ``semantic_2`` / ``depth_2``) where it exists.
 
-Depth shown is z-depth (metres along the camera's optical axis, as the simulator writes ``depth_2``): the
-rendered ray depth ``D / A`` times the cosine between the ray and the optical axis.
+Pixels: the reduced grid of :class:`nerfseg.geometry.rays.PixelGrid` (rays through the centres of its
+pixels; the camera image and the ground truth read at the same pixels with ``read_at_pixels``). Depth shown
+is z-depth (metres along the camera's optical axis, as the simulator writes ``depth_2``): the rendered ray
+depth ``D / A`` times the cosine between the ray and the optical axis. The depth score compares distances
+along the ray (the ground truth converted with ``z_depth_to_ray_distance``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import torch
 
 from nerfseg.data.sample import IGNORE_INDEX, CameraFrame
 from nerfseg.errors import DataError
-from nerfseg.geometry.rays import camera_frame_rays, pixel_grid
+from nerfseg.geometry.rays import PixelGrid, camera_frame_rays, read_at_pixels, z_depth_to_ray_distance
 from nerfseg.io_utils import atomic_write_bytes
 
 TITLE_HEIGHT = 14
@@ -25,25 +28,32 @@ OPAQUE = 0.5
 
 @dataclass
 class RenderedView:
-    """One camera rendered at every ``stride``-th pixel (arrays of shape (H', W')).
+    """One camera rendered on a reduced pixel grid (arrays of shape (H', W') = ``grid.shape``).
 
     Attributes:
         labels: int64 argmax of P, IGNORE_INDEX where opacity < OPAQUE.
         depth: float32 z-depth in metres (rendered D / A times the cosine to the optical axis), 0 where
             opacity < OPAQUE.
+        ray_depth: float32 rendered distance along the ray D / A, metres, 0 where opacity < OPAQUE.
         opacity: float32 A in [0, 1].
-        stride: pixel step of the rendering.
+        grid: the reduced pixel grid (its ``stride`` is the pixel step).
     """
 
     labels: np.ndarray
     depth: np.ndarray
+    ray_depth: np.ndarray
     opacity: np.ndarray
-    stride: int
+    grid: PixelGrid
+
+    @property
+    def stride(self) -> int:
+        return self.grid.stride
 
 
 @torch.no_grad()
 def render_camera_view(head, grid, camera: CameraFrame, stride: int, batch_index: int = 0) -> RenderedView:
-    """Render every ``stride``-th pixel of ``camera`` through the voxel grid of scan ``batch_index``.
+    """Render the reduced pixel grid (:class:`PixelGrid` at ``stride``) of ``camera`` through the voxel grid
+    of scan ``batch_index``.
 
     Args:
         head: a :class:`~nerfseg.models.nerf.head.NerfHead` (eval mode is set by the caller).
@@ -52,26 +62,30 @@ def render_camera_view(head, grid, camera: CameraFrame, stride: int, batch_index
         stride: pixel step (1 = full resolution); rays go through pixel centres (module rays).
     """
     width, height = camera.image_size
+    pixel_grid = PixelGrid(width, height, stride)
     device = grid.device
-    pixels = pixel_grid(width, height, stride, device=device)
+    pixels = pixel_grid.pixel_indices(device)
     origins, dirs = camera_frame_rays(camera, pixels[:, 0], pixels[:, 1])
     ray_batch = torch.full((pixels.shape[0],), batch_index, dtype=torch.int64, device=device)
     out = head.render_chunked(grid, ray_batch, origins, dirs)
     rotation = torch.as_tensor(camera.lidar_to_cam[:3, :3], dtype=torch.float32, device=device)
     cos_axis = (dirs @ rotation.T)[:, 2]  # z of the unit ray in the camera frame
     opaque = out.opacity >= OPAQUE
-    depth = torch.where(
-        opaque, out.depth / out.opacity.clamp_min(1e-6) * cos_axis, torch.zeros_like(out.depth)
-    )
+    zero = torch.zeros_like(out.depth)
+    ray_depth = torch.where(opaque, out.depth / out.opacity.clamp_min(1e-6), zero)
     labels = torch.where(
         opaque, out.probs.argmax(dim=1), torch.full_like(opaque, IGNORE_INDEX, dtype=torch.int64)
     )
-    shape = (len(range(0, height, stride)), len(range(0, width, stride)))
+
+    def image(values: torch.Tensor) -> np.ndarray:
+        return pixel_grid.to_image(values).cpu().numpy()
+
     return RenderedView(
-        labels=labels.view(shape).cpu().numpy(),
-        depth=depth.view(shape).cpu().numpy().astype(np.float32),
-        opacity=out.opacity.view(shape).cpu().numpy().astype(np.float32),
-        stride=stride,
+        labels=image(labels),
+        depth=image(ray_depth * cos_axis).astype(np.float32),
+        ray_depth=image(ray_depth).astype(np.float32),
+        opacity=image(out.opacity).astype(np.float32),
+        grid=pixel_grid,
     )
 
 
@@ -195,22 +209,30 @@ def view_figure(
         palette: (C, 3) uint8 class colours; raw_to_train: callable mapping raw semantic ids to train ids.
         max_depth: metres at the blue end of the depth colours.
     """
-    s = view.stride
-    image = camera.load_image()[::s, ::s]
+    grid = view.grid
+    pixels = grid.pixels.numpy()
+
+    def on_grid(full: np.ndarray) -> np.ndarray:
+        return grid.to_image(read_at_pixels(full, pixels))
+
+    image = on_grid(camera.load_image())
     gt_semantics = gt_depth = None
     accuracy = depth_error = None
     if camera.semantic_path is not None:
-        gt_labels = np.asarray(raw_to_train(read_uint16_png(camera.semantic_path)))[::s, ::s]
+        gt_labels = on_grid(np.asarray(raw_to_train(read_uint16_png(camera.semantic_path))))
         gt_semantics = label_colors(gt_labels, palette)
         scored = (gt_labels != IGNORE_INDEX) & (view.labels != IGNORE_INDEX)
         if scored.any():
             accuracy = float((gt_labels[scored] == view.labels[scored]).mean())
     if camera.depth_path is not None:
-        gt = read_uint16_png(camera.depth_path)[::s, ::s].astype(np.float32) / 1000.0
+        gt = on_grid(read_uint16_png(camera.depth_path)).astype(np.float32) / 1000.0  # z-depth, metres
         gt_depth = depth_colors(gt, max_depth)
-        both = (gt > 0) & (view.depth > 0)
+        gt_ray = z_depth_to_ray_distance(
+            torch.from_numpy(gt.reshape(-1)), torch.from_numpy(np.asarray(camera.K)), torch.from_numpy(pixels)
+        ).numpy().reshape(gt.shape)
+        both = (gt > 0) & (view.ray_depth > 0)
         if both.any():
-            depth_error = float(np.median(np.abs(gt[both] - view.depth[both])))
+            depth_error = float(np.median(np.abs(gt_ray[both] - view.ray_depth[both])))
     return ViewFigure(
         image=image,
         semantics=label_colors(view.labels, palette),
