@@ -236,3 +236,9 @@ def test_reader_errors_name_the_file(tmp_path, real_data):
     with pytest.raises(DataError, match="not valid JSON") as err:
         NuScenesDataset(tree.root, "v1.0-mini", split="mini_val")
     assert err.value.path.name == "ego_pose.json"
+
+
+def test_real_layout_has_no_ground_truth_images(sample_a):
+    """Real nuScenes ships no per-pixel ground truth: the simulator-only paths stay None."""
+    assert len(sample_a.cameras) == len(CAMERAS)
+    assert all(c.semantic_path is None and c.depth_path is None for c in sample_a.cameras)

@@ -4,10 +4,13 @@
     ROOT/samples/LIDAR_TOP/*.pcd.bin           float32 x, y, z, intensity (0-255), ring index
     ROOT/samples/CAM_*/*.jpg                   the six key-frame camera images
     ROOT/lidarseg/<version>/*_lidarseg.bin     uint8 raw class index (0..31) per point
+    ROOT/samples_{semantic,depth}/CAM_*/*.png  (our extension, written by the simulator only) per-pixel raw
+                                               class index / z-depth in mm, 16-bit, 0 = none
 
 One :class:`~nerfseg.data.sample.Sample` per key frame (LIDAR_TOP sample_data). Labels are mapped with
 the devkit's 32 -> 16 class map (:data:`nerfseg.data.labelmaps.NUSCENES`). Each camera's ``lidar_to_cam``
-is ego-motion compensated: lidar -> ego(t_lidar) -> world -> ego(t_cam) -> cam.
+is ego-motion compensated: lidar -> ego(t_lidar) -> world -> ego(t_cam) -> cam. ``CameraFrame.semantic_path``
+/ ``depth_path`` point to the ground-truth images of our extension where they exist (None for real nuScenes).
 
 Also re-exported here: :func:`check_nuscenes` and the submission-file functions.
 """
@@ -21,7 +24,12 @@ import numpy as np
 from nerfseg.data.io import read_image
 from nerfseg.data.labelmaps import NUSCENES
 from nerfseg.data.nuscenes_check import check_nuscenes
-from nerfseg.data.nuscenes_files import read_lidarseg, read_nuscenes_points
+from nerfseg.data.nuscenes_files import (
+    GROUND_TRUTH_KINDS,
+    ground_truth_filename,
+    read_lidarseg,
+    read_nuscenes_points,
+)
 from nerfseg.data.nuscenes_splits import SCENE_SPLITS, SPLIT_VERSIONS
 from nerfseg.data.nuscenes_submission import (
     SubmissionMeta,
@@ -142,6 +150,10 @@ class NuScenesDataset:
         self.load_images = load_images
         self.cameras = tuple(cameras)
         self.tables = load_tables(self.root, version)
+        # The simulator's ground-truth image folders (our extension), looked up once; real nuScenes has none.
+        self._ground_truth_kinds = tuple(
+            kind for kind in GROUND_TRUTH_KINDS if (self.root / f"samples_{kind}").is_dir()
+        )
         self._lidar_records: list[dict] = []
         for sample_token in split_sample_tokens(self.tables, split):
             lidar = self.tables.keyframes.get(sample_token, {}).get(LIDAR_CHANNEL)
@@ -230,6 +242,7 @@ class NuScenesDataset:
                 height, width = image.shape[:2]
             elif width <= 0 or height <= 0:
                 width, height = _image_size(image_path)
+            truth = self._ground_truth_paths(record["filename"])
             frames.append(
                 CameraFrame(
                     name=channel,
@@ -239,9 +252,23 @@ class NuScenesDataset:
                     timestamp=int(record["timestamp"]) * MICROSECONDS,
                     image_size=(width, height),
                     image=image,
+                    semantic_path=truth.get("semantic"),
+                    depth_path=truth.get("depth"),
                 )
             )
         return frames
+
+    def _ground_truth_paths(self, camera_filename: str) -> dict[str, Path]:
+        """``{"semantic": path, "depth": path}`` of the ground-truth images of a camera image that exist."""
+        paths = {}
+        for kind in self._ground_truth_kinds:
+            try:
+                path = self.root / ground_truth_filename(camera_filename, kind)
+            except ValueError:  # a camera file outside samples/: no ground truth beside it
+                continue
+            if path.is_file():
+                paths[kind] = path
+        return paths
 
     def __getitem__(self, index: int) -> Sample:
         if not -len(self) <= index < len(self):

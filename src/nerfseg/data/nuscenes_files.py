@@ -1,4 +1,5 @@
-"""Readers of the two per-sweep nuScenes files: ``*.pcd.bin`` points and ``*_lidarseg.bin`` labels.
+"""Readers of the two per-sweep nuScenes files: ``*.pcd.bin`` points and ``*_lidarseg.bin`` labels, and
+the names of the per-image ground-truth files of our extension (written by the simulator only).
 Every failure raises :class:`nerfseg.errors.DataError` naming the file."""
 
 from __future__ import annotations
@@ -11,6 +12,11 @@ from nerfseg.data.io import read_file_bytes, read_points_bin
 from nerfseg.data.labelmaps import NUSCENES
 from nerfseg.data.nuscenes_tables import POINT_FIELDS
 from nerfseg.errors import DataError
+
+GROUND_TRUTH_KINDS = ("semantic", "depth")
+"""Our extension: ``samples_semantic/CAM_X/<stem>.png`` (16-bit raw class index per pixel, 0 = nothing /
+ignore) and ``samples_depth/CAM_X/<stem>.png`` (16-bit z-depth in millimetres, 0 = no hit) beside each
+``samples/CAM_X/<stem>.jpg``."""
 
 INTENSITY_SCALE = 255.0
 """nuScenes intensities lie in [0, 255]; Sample.points column 3 holds intensity / 255."""
@@ -43,3 +49,17 @@ def read_lidarseg(path: str | Path, expected_count: int) -> np.ndarray:
             path, f"unknown raw class index(es) {unknown.tolist()} (nuScenes-lidarseg defines 0..31)"
         )
     return raw
+
+
+def ground_truth_filename(camera_filename: str, kind: str) -> str:
+    """The ground-truth image of a camera image (our extension; see :data:`GROUND_TRUTH_KINDS`).
+
+    ``"samples/CAM_BACK/x__CAM_BACK__1.jpg"``, ``"depth"`` -> ``"samples_depth/CAM_BACK/x__CAM_BACK__1.png"``
+    (same channel folder and stem, relative to the nuScenes root like the sample_data ``filename``).
+    """
+    if kind not in GROUND_TRUTH_KINDS:
+        raise ValueError(f"ground-truth kind must be one of {GROUND_TRUTH_KINDS}, got {kind!r}")
+    parts = Path(camera_filename).parts
+    if len(parts) < 3 or parts[0] != "samples":
+        raise ValueError(f"expected a camera file samples/CAM_X/NAME, got {camera_filename!r}")
+    return Path(f"samples_{kind}", *parts[1:-1], Path(parts[-1]).stem + ".png").as_posix()

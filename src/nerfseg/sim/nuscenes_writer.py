@@ -4,6 +4,11 @@ Written under ``OUT``: ``<version>/*.json`` (scene, sample, sample_data, calibra
 category, lidarseg, log, map, attribute, visibility, instance, sample_annotation; the last four empty),
 ``samples/LIDAR_TOP/*.pcd.bin`` (float32 x, y, z, intensity 0-255, ring), ``samples/CAM_*/*.jpg`` and
 ``lidarseg/<version>/<lidar sample_data token>_lidarseg.bin`` (uint8 nuScenes raw class index per point).
+Our extension (like ``semantic_2/`` / ``depth_2/`` of the KITTI layout; real nuScenes has neither), per
+camera image ``samples/CAM_X/<stem>.jpg``: ``samples_semantic/CAM_X/<stem>.png`` (16-bit PNG of the
+nuScenes-lidarseg raw class index per pixel, the ids of the lidarseg files; 0 = nothing hit / ignore) and
+``samples_depth/CAM_X/<stem>.png`` (16-bit PNG of the depth along the camera z axis in millimetres, 0 = no
+hit, clipped at 65.535 m); the nuScenes reader fills ``CameraFrame.semantic_path`` / ``depth_path`` from them.
 Only key frames are written (one every ``nuscenes.keyframe_interval_s``). Timestamps are microseconds.
 
 Timing: each camera captures when the LiDAR sweep passes the centre of its view (as nuScenes triggers
@@ -19,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
+from nerfseg.data.nuscenes_files import ground_truth_filename
 from nerfseg.errors import ConfigError
 from nerfseg.io_utils import atomic_write_bytes, atomic_write_text
 from nerfseg.sim.camera import render
 from nerfseg.sim.classes import NUSCENES_CATEGORIES, NUSCENES_INDEX_LUT
 from nerfseg.sim.config import LidarConfig, SimConfig
-from nerfseg.sim.images import jpeg_bytes
+from nerfseg.sim.images import depth_to_mm, jpeg_bytes, png_bytes
 from nerfseg.sim.lidar import simulate_scan
 from nerfseg.sim.raycast import RayCaster
 from nerfseg.sim.rig import EgoMotion, camera_rotation, pixel_rays, rigid, yaw_rotation
@@ -265,6 +271,10 @@ class NuScenesWriter:
                 view = render(street, caster, world_T_cam, K, width, height, t_cam, dirs)
                 cam_file = f"samples/{mount.name}/{name}__{mount.name}__{cam_us}.jpg"
                 atomic_write_bytes(self.out / cam_file, jpeg_bytes(view.rgb, cfg.jpeg_quality))
+                semantic = NUSCENES_INDEX_LUT[view.semantic].astype(np.uint16)  # sky: 0 (noise, ignored)
+                depth_mm = depth_to_mm(view.depth)
+                for kind, image in (("semantic", semantic), ("depth", depth_mm)):
+                    atomic_write_bytes(self.out / ground_truth_filename(cam_file, kind), png_bytes(image))
                 self._sample_data(
                     sample_tok,
                     mount.name,
