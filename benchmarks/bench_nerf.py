@@ -34,7 +34,7 @@ import torch
 
 from nerfseg.data.collate import PointBatch, collate_samples
 from nerfseg.data.datasets import open_dataset
-from nerfseg.geometry.rays import camera_rays
+from nerfseg.geometry.rays import RayBundle, camera_rays
 from nerfseg.io_utils import atomic_write_text
 from nerfseg.models.nerf import NerfConfig, NerfHead, lidar_ray_losses
 from nerfseg.models.nerf.field import VoxelGrid
@@ -122,12 +122,12 @@ def bench_render_throughput(batch, seg_cfg, nerf_cfg, repeats, num_rays):
     lidar_to_cam[:3, :3] = torch.tensor([[0.0, -1, 0], [0, 0, -1], [1, 0, 0]], dtype=torch.float64)
     uv = torch.rand(num_rays, 2, generator=gen, dtype=torch.float64) * torch.tensor([1242.0, 375.0])
     origins, dirs = camera_rays(K, lidar_to_cam, uv)
-    ray_batch = torch.zeros(num_rays, dtype=torch.int64)
+    bundle = RayBundle.from_rays(origins, dirs, 0)
     result = {}
 
     def camera_pass():
         grid = VoxelGrid(coords, feats, out.voxel_size)
-        r = head.render_grid(grid, ray_batch, origins.float(), dirs.float(), generator=gen)
+        r = head.render(grid, bundle, generator=gen)
         (r.probs.sum() + r.depth.sum()).backward()
         result["camera"] = (r.num_samples, r.num_evaluated, float(r.opacity.detach().mean()))
 

@@ -5,7 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nerfseg.data.sample import IGNORE_INDEX
-from nerfseg.ssl.ray_sampler import RaySamplerConfig, ray_weights, sample_rays, sample_rays_with
+from nerfseg.geometry.rays import read_at_pixels
+from nerfseg.ssl.ray_sampler import (
+    RaySamplerConfig,
+    pixel_flat_index,
+    ray_weights,
+    sample_rays,
+    sample_rays_with,
+)
 
 
 def _draw_many(labels, conf, budget, draws=20, **kw):
@@ -32,10 +39,10 @@ def test_confidence_weighting_within_a_class():
     conf = torch.full((100, 100), 0.3)
     conf[:50] = 0.9  # top half three times as confident
     pixels, _ = _draw_many(labels, conf, budget=100)
-    share_top = (pixels[:, 0] < 50).float().mean().item()
+    share_top = (pixels[:, 1] < 50).float().mean().item()
     assert abs(share_top - 0.75) < 0.04, share_top
     pixels, _ = _draw_many(labels, conf, budget=100, confidence_power=0.0)
-    assert abs((pixels[:, 0] < 50).float().mean().item() - 0.5) < 0.04
+    assert abs((pixels[:, 1] < 50).float().mean().item() - 0.5) < 0.04
 
 
 def test_never_draws_ignored_pixels_and_labels_match():
@@ -45,9 +52,11 @@ def test_never_draws_ignored_pixels_and_labels_match():
     conf = torch.rand(30, 40, generator=g)
     pixels, drawn = sample_rays(labels, conf, 50, g)
     assert pixels.shape == (50, 2) and pixels.dtype == torch.int64
-    assert torch.equal(labels[pixels[:, 0], pixels[:, 1]], drawn)
+    assert torch.equal(labels[pixels[:, 1], pixels[:, 0]], drawn)  # (col, row)
+    assert torch.equal(read_at_pixels(labels, pixels), drawn)
     assert (drawn != IGNORE_INDEX).all()
-    flat = pixels[:, 0] * 40 + pixels[:, 1]
+    flat = pixel_flat_index(pixels, 40)
+    assert torch.equal(labels.reshape(-1)[flat], drawn)
     assert flat.unique().numel() == 50  # without replacement
 
 
@@ -57,11 +66,11 @@ def test_budget_larger_than_available():
     conf = torch.full((8, 8), 0.5)
     g = torch.Generator().manual_seed(1)
     pixels, drawn = sample_rays(labels, conf, 10, g)
-    assert sorted(map(tuple, pixels.tolist())) == [(2, 3), (5, 1), (7, 7)]
+    assert sorted(map(tuple, pixels.tolist())) == [(1, 5), (3, 2), (7, 7)]
     assert sorted(drawn.tolist()) == [0, 1, 1]
     pixels, drawn = sample_rays(labels, conf, 10, g, fill_budget=True)
     assert pixels.shape == (10, 2)
-    assert set(map(tuple, pixels.tolist())) == {(2, 3), (5, 1), (7, 7)}
+    assert set(map(tuple, pixels.tolist())) == {(3, 2), (1, 5), (7, 7)}
 
 
 def test_nothing_labeled_gives_no_rays():
@@ -99,7 +108,7 @@ def test_invariants(h, w, budget, seed, balanced, fill):
     expected = budget if (available >= budget or (fill and available > 0)) else available
     assert pixels.shape == (expected, 2) and drawn.shape == (expected,)
     if expected:
-        assert (pixels[:, 0] < h).all() and (pixels[:, 1] < w).all()
-        assert torch.equal(labels[pixels[:, 0], pixels[:, 1]], drawn) and (drawn != IGNORE_INDEX).all()
-        flat = pixels[:, 0] * w + pixels[:, 1]
+        assert (pixels[:, 1] < h).all() and (pixels[:, 0] < w).all()
+        assert torch.equal(labels[pixels[:, 1], pixels[:, 0]], drawn) and (drawn != IGNORE_INDEX).all()
+        flat = pixel_flat_index(pixels, w)
         assert flat.unique().numel() == min(expected, available)  # each pixel once before any refill

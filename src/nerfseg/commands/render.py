@@ -171,7 +171,8 @@ def render_frame(
         grid = VoxelGrid(voxels.coords, voxels.feats.float(), out.voxel_size)
         results = []
         for camera in cameras:
-            view = render_camera_view(head, grid, camera, stride)
+            index = next(i for i, c in enumerate(sample.cameras) if c is camera)
+            view = render_camera_view(head, grid, camera, stride, batch_index=0, camera_index=index)
             figure = view_figure(view, camera, label_map.colors, label_map.to_train, max_depth)
             stem = f"{frame.replace('/', '_')}_{camera.name}"
             paths = write_view_figure(out_dir, stem, figure)

@@ -232,6 +232,16 @@ class RayBundle:
     def __len__(self) -> int:
         return self.origins.shape[0]
 
+    @staticmethod
+    def from_rays(origins: torch.Tensor, directions: torch.Tensor, scan: int | torch.Tensor = 0) -> RayBundle:
+        """A bundle of rays with no pixel / camera (both -1): origins (R, 3) and unit directions (R, 3) in the
+        LiDAR frame of scan ``scan`` (an int for all rays, or (R,) int64)."""
+        r = origins.shape[0]
+        none = torch.full((r,), -1, dtype=torch.int64, device=origins.device)
+        scans = torch.as_tensor(scan, dtype=torch.int64, device=origins.device).expand(r).contiguous()
+        pixels = none[:, None].expand(r, 2).contiguous()
+        return RayBundle(origins.float(), directions.float(), pixels, none, scans)
+
     @property
     def device(self) -> torch.device:
         return self.origins.device
@@ -277,11 +287,7 @@ def lidar_ray_bundle(points: torch.Tensor, scan: torch.Tensor) -> tuple[RayBundl
     """LiDAR rays (:func:`lidar_rays`) of points (N, 3) in their scan's LiDAR frame (metres) as a bundle
     (origins 0, pixels and camera -1, ``scan`` (N,) int64), and their ranges (N,) metres."""
     origins, dirs, ranges = lidar_rays(points)
-    n = points.shape[0]
-    none = torch.full((n,), -1, dtype=torch.int64, device=points.device)
-    bundle = RayBundle(origins.float(), dirs.float(), none[:, None].expand(n, 2).contiguous(), none,
-                       scan.to(torch.int64))
-    return bundle, ranges
+    return RayBundle.from_rays(origins, dirs, scan), ranges
 
 
 def lidar_rays(

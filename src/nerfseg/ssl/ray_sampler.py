@@ -73,7 +73,10 @@ def sample_rays(
         generator: torch random generator (seed it for repeatable draws).
         class_balanced, confidence_power, fill_budget: see :class:`RaySamplerConfig`.
     Returns:
-        pixels: (R, 2) int64 ``[v, u]`` = (row, column) of each drawn pixel.
+        pixels: (R, 2) int64 ``(col, row)`` of each drawn pixel of the (H, W) label image (the order of
+            ``nerfseg.geometry.rays``; for labels on a reduced grid these are REDUCED indices: the flat index
+            ``row * W + col`` picks the ray of a row-major rendering, and the full-resolution pixel is
+            ``PixelGrid.pixels[row * W + col]``). Flat indices: :func:`pixel_flat_index`.
         ray_labels: (R,) int64 their pseudo-labels.
         Without replacement: R = budget when at least ``budget`` pixels carry a label; otherwise every labeled
         pixel once (R < budget), plus draws with replacement up to ``budget`` when ``fill_budget``.
@@ -95,8 +98,14 @@ def sample_rays(
         if fill_budget:
             extra = torch.multinomial(weights, budget - available, replacement=True, generator=generator)
             flat = torch.cat([flat, extra])
-    pixels = torch.stack([flat // w, flat % w], dim=1)
+    pixels = torch.stack([flat % w, flat // w], dim=1)
     return pixels, labels.reshape(-1)[flat].long()
+
+
+def pixel_flat_index(pixels: torch.Tensor, width: int) -> torch.Tensor:
+    """Row-major flat index ``row * width + col`` (R,) int64 of pixels (R, 2) ``(col, row)`` of an image
+    ``width`` pixels wide: the index of the pixel's ray in a row-major rendering (e.g. of ``pixel_grid``)."""
+    return pixels[:, 1].long() * width + pixels[:, 0].long()
 
 
 def sample_rays_with(cfg: RaySamplerConfig, labels: torch.Tensor, confidence: torch.Tensor,

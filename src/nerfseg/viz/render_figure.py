@@ -18,7 +18,7 @@ import torch
 
 from nerfseg.data.sample import IGNORE_INDEX, CameraFrame
 from nerfseg.errors import DataError
-from nerfseg.geometry.rays import PixelGrid, camera_frame_rays, read_at_pixels, z_depth_to_ray_distance
+from nerfseg.geometry.rays import PixelGrid, camera_ray_bundle, read_at_pixels, z_depth_to_ray_distance
 from nerfseg.io_utils import atomic_write_bytes
 
 TITLE_HEIGHT = 14
@@ -51,7 +51,9 @@ class RenderedView:
 
 
 @torch.no_grad()
-def render_camera_view(head, grid, camera: CameraFrame, stride: int, batch_index: int = 0) -> RenderedView:
+def render_camera_view(
+    head, grid, camera: CameraFrame, stride: int, batch_index: int = 0, camera_index: int = 0
+) -> RenderedView:
     """Render the reduced pixel grid (:class:`PixelGrid` at ``stride``) of ``camera`` through the voxel grid
     of scan ``batch_index``.
 
@@ -60,14 +62,15 @@ def render_camera_view(head, grid, camera: CameraFrame, stride: int, batch_index
         grid: the scan's :class:`~nerfseg.models.nerf.field.VoxelGrid`.
         camera: the camera (K, lidar_to_cam, image_size).
         stride: pixel step (1 = full resolution); rays go through pixel centres (module rays).
+        batch_index, camera_index: the scan of the grid and the camera's index (carried in the rays).
     """
     width, height = camera.image_size
     pixel_grid = PixelGrid(width, height, stride)
     device = grid.device
     pixels = pixel_grid.pixel_indices(device)
-    origins, dirs = camera_frame_rays(camera, pixels[:, 0], pixels[:, 1])
-    ray_batch = torch.full((pixels.shape[0],), batch_index, dtype=torch.int64, device=device)
-    out = head.render_chunked(grid, ray_batch, origins, dirs)
+    bundle = camera_ray_bundle(camera, pixels, scan=batch_index, camera_index=camera_index, device=device)
+    dirs = bundle.directions
+    out = head.render_chunked(grid, bundle)
     rotation = torch.as_tensor(camera.lidar_to_cam[:3, :3], dtype=torch.float32, device=device)
     cos_axis = (dirs @ rotation.T)[:, 2]  # z of the unit ray in the camera frame
     opaque = out.opacity >= OPAQUE

@@ -7,7 +7,9 @@ import math
 import torch
 from torch import nn
 
+from nerfseg.geometry.rays import RayBundle
 from nerfseg.models.nerf import NerfConfig, NerfHead
+from nerfseg.models.nerf.field import VoxelGrid
 
 VOXEL = 0.2
 SLAB_FIRST = 50  # voxels i = 50, 51, 52 cover x in [10.0, 10.6) m
@@ -56,33 +58,25 @@ def test_opaque_slab_renders_its_distance_within_a_voxel():
     coords, feats = _slab()
     origins, dirs, distance = _rays_towards_slab(64)
     head = _analytic_head()
-    out = head.render(coords, feats, VOXEL, torch.zeros(64, dtype=torch.int64), origins, dirs)
+    out = head.render(VoxelGrid(coords, feats, VOXEL), RayBundle.from_rays(origins, dirs, 0))
     assert (out.opacity > 0.999).all()
     assert float((out.depth - distance).abs().max()) < VOXEL
     assert (out.probs.argmax(1) == 2).all() and (out.probs[:, 2] > 0.99).all()
     assert out.num_evaluated < out.num_samples / 10  # empty space skipped before the MLP
     # Same with random stratification in training mode.
     head.train()
-    out = head.render(
-        coords,
-        feats,
-        VOXEL,
-        torch.zeros(64, dtype=torch.int64),
-        origins,
-        dirs,
-        generator=torch.Generator().manual_seed(5),
-    )
+    bundle = RayBundle.from_rays(origins, dirs, 0)
+    out = head.render(VoxelGrid(coords, feats, VOXEL), bundle, generator=torch.Generator().manual_seed(5))
     assert float((out.depth - distance).abs().max()) < VOXEL and (out.opacity > 0.999).all()
 
 
 def test_importance_pass_concentrates_samples_at_the_surface():
     coords, feats = _slab()
     origins, dirs, distance = _rays_towards_slab(32, seed=1)
-    coarse = _analytic_head(samples_per_ray=48).render(
-        coords, feats, VOXEL, torch.zeros(32, dtype=torch.int64), origins, dirs
-    )
+    bundle = RayBundle.from_rays(origins, dirs, 0)
+    coarse = _analytic_head(samples_per_ray=48).render(VoxelGrid(coords, feats, VOXEL), bundle)
     head = _analytic_head(samples_per_ray=48, importance_samples=64)
-    fine = head.render(coords, feats, VOXEL, torch.zeros(32, dtype=torch.int64), origins, dirs)
+    fine = head.render(VoxelGrid(coords, feats, VOXEL), RayBundle.from_rays(origins, dirs, 0))
     assert fine.t.shape == (32, 48 + 1 + 64 - 1)
     near_fine = ((fine.t - distance[:, None]).abs() < 3 * VOXEL).sum(1)
     near_coarse = ((coarse.t - distance[:, None]).abs() < 3 * VOXEL).sum(1)
@@ -96,11 +90,11 @@ def test_empty_space_renders_zero_opacity_without_nan():
     coords, feats = _slab()
     origins, dirs, _ = _rays_towards_slab(16)
     head = _analytic_head(far=5000.0)  # very long rays pointing away from the slab
-    out = head.render(coords, feats, VOXEL, torch.zeros(16, dtype=torch.int64), origins, -dirs)
+    out = head.render(VoxelGrid(coords, feats, VOXEL), RayBundle.from_rays(origins, -dirs, 0))
     assert (out.opacity == 0).all() and (out.depth == 0).all() and (out.probs == 0).all()
     assert out.num_evaluated == 0
     # A scan with no voxels at all (ray_batch 1 while the slab is scan 0).
-    out = head.render(coords, feats, VOXEL, torch.ones(16, dtype=torch.int64), origins, dirs)
+    out = head.render(VoxelGrid(coords, feats, VOXEL), RayBundle.from_rays(origins, dirs, 1))
     assert (out.opacity == 0).all() and torch.isfinite(out.probs).all()
 
 
@@ -111,7 +105,7 @@ def test_gradients_reach_voxel_features_through_the_mlp():
         NerfConfig(near=0.5, far=30.0, samples_per_ray=256), feature_dim=8, num_classes=NUM_CLASSES
     )
     origins, dirs, _ = _rays_towards_slab(64)
-    out = head.render(coords, feats, VOXEL, torch.zeros(64, dtype=torch.int64), origins, dirs)
+    out = head.render(VoxelGrid(coords, feats, VOXEL), RayBundle.from_rays(origins, dirs, 0))
     assert out.num_evaluated > 0
     (out.depth.sum() + out.probs[:, 1].sum()).backward()
     grad_norm = feats.grad.abs().sum(1)
@@ -129,7 +123,7 @@ def test_bf16_autocast_keeps_rendering_finite():
     )
     origins, dirs, _ = _rays_towards_slab(16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        out = head.render(coords, feats, VOXEL, torch.zeros(16, dtype=torch.int64), origins, dirs)
+        out = head.render(VoxelGrid(coords, feats, VOXEL), RayBundle.from_rays(origins, dirs, 0))
     for value in (out.probs, out.depth, out.opacity, out.weights):
         assert value.dtype == torch.float32 and torch.isfinite(value).all()
     assert float(out.weights.detach().sum(1).max()) <= 1.0 + 1e-6
@@ -140,10 +134,9 @@ def test_render_chunked_equals_one_pass():
     origins, dirs, _ = _rays_towards_slab(50)
     head = _analytic_head()
     batch = torch.zeros(50, dtype=torch.int64)
-    whole = head.render(coords, feats, VOXEL, batch, origins, dirs)
-    from nerfseg.models.nerf.field import VoxelGrid
-
-    chunked = head.render_chunked(VoxelGrid(coords, feats, VOXEL), batch, origins, dirs, chunk_rays=7)
+    whole = head.render(VoxelGrid(coords, feats, VOXEL), RayBundle.from_rays(origins, dirs, batch))
+    bundle = RayBundle.from_rays(origins, dirs, batch)
+    chunked = head.render_chunked(VoxelGrid(coords, feats, VOXEL), bundle, chunk_rays=7)
     assert torch.allclose(whole.depth, chunked.depth) and torch.allclose(whole.probs, chunked.probs)
     assert chunked.num_samples == whole.num_samples and math.isclose(
         chunked.num_evaluated, whole.num_evaluated

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from nerfseg.data.collate import PointBatch
 from nerfseg.data.sample import IGNORE_INDEX
+from nerfseg.geometry.rays import RayBundle
 from nerfseg.models.nerf import NerfConfig, NerfHead, lidar_ray_losses
+from nerfseg.models.nerf.field import VoxelGrid
 from nerfseg.models.nerf.losses import draw_points_per_scan
 
 VOXEL = 0.2
@@ -122,15 +124,8 @@ def test_geometry_and_semantics_are_learned_from_lidar_rays(one_thread):
     ranges = torch.linalg.vector_norm(points, dim=1)
     dirs = points / ranges[:, None]
     with torch.no_grad():
-        out = head.render(
-            coords,
-            feats,
-            VOXEL,
-            torch.zeros(points.shape[0], dtype=torch.int64),
-            torch.zeros_like(points),
-            dirs,
-            far=ranges + 5.0,
-        )
+        bundle = RayBundle.from_rays(torch.zeros_like(points), dirs, 0)
+        out = head.render(VoxelGrid(coords, feats, VOXEL), bundle, far=ranges + 5.0)
     error = (out.depth / out.opacity.clamp_min(1e-6) - ranges).abs()
     assert float(out.opacity.mean()) > 0.9
     assert float(error.median()) < 2 * VOXEL and not math.isnan(float(error.max()))

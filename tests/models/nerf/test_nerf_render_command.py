@@ -12,6 +12,7 @@ from nerfseg.cli import main
 from nerfseg.config import Config, dataclass_to_dict
 from nerfseg.data.labelmaps import SEMANTICKITTI
 from nerfseg.engine.checkpoint import MODEL_KIND, save_checkpoint
+from nerfseg.geometry.rays import PixelGrid
 from nerfseg.models.nerf import NerfHead
 from nerfseg.models.segmentor import LidarSegmentor
 
@@ -64,11 +65,9 @@ def test_render_writes_figure_and_panels(sim_root, tmp_path, capsys, one_thread)
     assert names == sorted(expected)
     camera_image = np.asarray(Image.open(sim_root / "sequences/08/image_2/000000.png"))
     panel = np.asarray(Image.open(out / f"{stem}_depth.png"))
-    assert panel.shape == (
-        len(range(0, camera_image.shape[0], 2)),
-        len(range(0, camera_image.shape[1], 2)),
-        3,
-    )
+    # The reduced grid: one pixel per 2 x 2 block whose centre pixel lies inside the image.
+    assert panel.shape == (*PixelGrid(camera_image.shape[1], camera_image.shape[0], 2).shape, 3)
+    assert panel.shape == (camera_image.shape[0] // 2, camera_image.shape[1] // 2, 3)  # ceil((n - 1) / 2)
 
 
 def test_render_errors_name_the_problem(sim_root, tmp_path, capsys):

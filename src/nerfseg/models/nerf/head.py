@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from nerfseg.errors import ConfigError
+from nerfseg.geometry.rays import RayBundle
 from nerfseg.models.nerf.field import SemanticDensityField, VoxelGrid
 from nerfseg.models.nerf.renderer import render_class_distribution, render_depth_opacity, render_weights
 from nerfseg.models.nerf.sampler import (
@@ -140,49 +141,41 @@ class NerfHead(nn.Module):
 
     def render(
         self,
-        voxel_coords: torch.Tensor,
-        voxel_feats: torch.Tensor,
-        voxel_size: float,
-        ray_batch: torch.Tensor,
-        origins: torch.Tensor,
-        dirs: torch.Tensor,
+        grid: VoxelGrid,
+        bundle: RayBundle,
         near: torch.Tensor | None = None,
         far: torch.Tensor | None = None,
         surface_depth: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         num_samples: int | None = None,
     ) -> RenderOutput:
-        """Render R rays through the sparse voxel features of a batch of scans.
+        """Render the R rays of ``bundle`` through the sparse voxel features of a batch of scans.
 
         Args:
-            voxel_coords: (M, 4) int [batch, i, j, k] voxel indices at stride 1 (floor(xyz / voxel_size)).
-            voxel_feats: (M, F) features (gradients reach them through trilinear interpolation).
-            voxel_size: metres.
-            ray_batch: (R,) int64 scan of each ray (the batch column of voxel_coords).
-            origins: (R, 3) ray origins in that scan's LiDAR frame, metres; dirs: (R, 3) unit directions.
+            grid: the voxel volume (:class:`VoxelGrid`; build it once to render many ray chunks). Gradients
+                reach its features through trilinear interpolation.
+            bundle: the rays (:class:`~nerfseg.geometry.rays.RayBundle`): origins (R, 3) in their scan's
+                LiDAR frame, metres, unit directions (R, 3), and ``scan`` (R,), the batch column of the
+                grid's voxel coordinates (pixels / camera are carried along, not read).
             near, far: optional (R,) per-ray interval (default cfg.near / cfg.far).
             surface_depth: optional (R,) known surface distance (LiDAR range): adds band samples around it.
             generator: random source of the stratified / importance draws (used in training mode only).
             num_samples: stratified bins per ray (default cfg.samples_per_ray).
         """
-        grid = VoxelGrid(voxel_coords, voxel_feats, voxel_size)
-        return self.render_grid(
-            grid, ray_batch, origins, dirs, near, far, surface_depth, generator, num_samples
-        )
+        return self.render_grid(grid, bundle, near, far, surface_depth, generator, num_samples)
 
     def render_grid(
         self,
         grid: VoxelGrid,
-        ray_batch: torch.Tensor,
-        origins: torch.Tensor,
-        dirs: torch.Tensor,
+        bundle: RayBundle,
         near: torch.Tensor | None = None,
         far: torch.Tensor | None = None,
         surface_depth: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         num_samples: int | None = None,
     ) -> RenderOutput:
-        """:meth:`render` with a prebuilt :class:`VoxelGrid` (build it once to render many ray chunks)."""
+        """The same as :meth:`render` (kept under its older name)."""
+        ray_batch, origins, dirs = bundle.scan, bundle.origins, bundle.directions
         cfg = self.cfg
         num_rays = origins.shape[0]
         device = origins.device
@@ -243,27 +236,44 @@ class NerfHead(nn.Module):
     def render_chunked(
         self,
         grid: VoxelGrid,
-        ray_batch: torch.Tensor,
-        origins: torch.Tensor,
-        dirs: torch.Tensor,
+        bundle: RayBundle,
+        near: torch.Tensor | None = None,
+        far: torch.Tensor | None = None,
+        surface_depth: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        num_samples: int | None = None,
         chunk_rays: int | None = None,
     ) -> RenderOutput:
-        """Render many rays without gradients, ``chunk_rays`` at a time (default cfg.chunk_rays), keeping only
-        probs, depth and opacity (weights / t are None)."""
+        """:meth:`render` without gradients, ``chunk_rays`` rays at a time (default cfg.chunk_rays), keeping
+        only probs, depth and opacity (weights / t are None). Arguments as :meth:`render`."""
         chunk = chunk_rays or self.cfg.chunk_rays
         probs, depth, opacity = [], [], []
-        num_samples = num_evaluated = 0
-        for start in range(0, origins.shape[0], chunk):
+        num_samples_total = num_evaluated = 0
+        for start in range(0, len(bundle), chunk):
             part = slice(start, start + chunk)
-            out = self.render_grid(grid, ray_batch[part], origins[part], dirs[part])
+            out = self.render_grid(
+                grid,
+                bundle[part],
+                None if near is None else near[part],
+                None if far is None else far[part],
+                None if surface_depth is None else surface_depth[part],
+                generator,
+                num_samples,
+            )
             probs.append(out.probs)
             depth.append(out.depth)
             opacity.append(out.opacity)
-            num_samples += out.num_samples
+            num_samples_total += out.num_samples
             num_evaluated += out.num_evaluated
         if not probs:
-            empty = torch.zeros(0, device=origins.device)
+            empty = torch.zeros(0, device=bundle.device)
             return RenderOutput(empty.new_zeros((0, self.num_classes)), empty, empty, None, None, 0, 0)
         return RenderOutput(
-            torch.cat(probs), torch.cat(depth), torch.cat(opacity), None, None, num_samples, num_evaluated
+            torch.cat(probs),
+            torch.cat(depth),
+            torch.cat(opacity),
+            None,
+            None,
+            num_samples_total,
+            num_evaluated,
         )

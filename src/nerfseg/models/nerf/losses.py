@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from nerfseg.data.sample import IGNORE_INDEX
-from nerfseg.geometry.rays import lidar_rays
+from nerfseg.geometry.rays import lidar_ray_bundle
 from nerfseg.models.nerf.field import VoxelGrid
 from nerfseg.models.nerf.head import NerfHead
 from nerfseg.models.nerf.sampler import uniform01
@@ -64,21 +64,12 @@ def lidar_ray_losses(
     ranges_all = torch.linalg.vector_norm(points, dim=1)
     eligible = ranges_all > cfg.near + cfg.lidar_surface_margin
     drawn = draw_points_per_scan(batch.batch_index, eligible, cfg.lidar_rays_per_scan, generator)
-    origins, dirs, ranges = lidar_rays(points[drawn])
+    bundle, ranges = lidar_ray_bundle(points[drawn], batch.batch_index[drawn])
     far = ranges + cfg.lidar_surface_margin
     near = torch.full_like(far, cfg.near)
     voxels = seg_out.voxel_features
     grid = VoxelGrid(voxels.coords, voxels.feats, seg_out.voxel_size)
-    out = head.render_grid(
-        grid,
-        batch.batch_index[drawn],
-        origins,
-        dirs,
-        near=near,
-        far=far,
-        surface_depth=ranges,
-        generator=generator,
-    )
+    out = head.render_grid(grid, bundle, near=near, far=far, surface_depth=ranges, generator=generator)
     zero = out.depth.new_zeros(())
     if drawn.numel() == 0:
         depth_loss = opacity_loss = zero
