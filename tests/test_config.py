@@ -46,12 +46,12 @@ def test_overrides_are_coerced_to_the_field_type(tmp_path):
             "train.seed=3",
             "data.root=123",  # a string field keeps the text
             "train.deterministic=false",
-            "model.nerf.enabled=true",
+            "method=geometry",
             "augment.rotate_z=0",
         ],
     )
     assert cfg.train.lr == 0.002 and cfg.train.max_steps == 12 and cfg.train.seed == 3
-    assert cfg.data.root == "123" and cfg.train.deterministic is False and cfg.model.nerf.enabled is True
+    assert cfg.data.root == "123" and cfg.train.deterministic is False and cfg.method.value == 'geometry'
     assert cfg.augment.rotate_z == 0.0 and isinstance(cfg.augment.rotate_z, float)
 
 

@@ -35,7 +35,7 @@ def _cfg(root: Path, steps: int):
             "model.segmentor.encoder_depths=[1]",
             "model.segmentor.decoder_depths=[1]",
             "model.segmentor.point_hidden=8",
-            "model.nerf.enabled=true",
+            "method=geometry",
             "model.nerf.lidar_rays_per_scan=32",
             "model.nerf.samples_per_ray=24",
             "model.nerf.lidar_surface_samples=4",
@@ -50,9 +50,10 @@ def test_nerf_head_trains_checkpoints_and_resumes_exactly(tiny_kitti, tmp_path):
     state = load_checkpoint(straight / "checkpoints" / "last.pt")
     assert "nerf_head" in state and state["nerf_head"]
     assert "nerf_head" not in load_checkpoint(straight / "model.pt")
-    records = [r for r in read_metrics(straight / "metrics.jsonl") if "train/nerf_depth" in r]
-    assert len(records) == 3 and all(r["train/nerf_num_rays"] > 0 for r in records)
-    assert all(r["train/nerf_depth"] > 0 and r["train/loss"] > r["train/supervised"] for r in records)
+    records = [r for r in read_metrics(straight / "metrics.jsonl") if "train/geo_labeled_depth" in r]
+    assert len(records) == 3 and all(r["train/geo_labeled_num_rays"] > 0 for r in records)
+    assert all(r["train/geo_labeled_depth"] > 0 and r["train/loss"] > r["train/supervised"] for r in records)
+    assert all(r["train/geometry_labeled"] > 0 for r in records)
 
     # the same run stopped right after its step-2 checkpoint and resumed ends identically
     half = tmp_path / "half"

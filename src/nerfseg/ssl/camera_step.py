@@ -1,0 +1,117 @@
+"""Camera-ray self-supervision of one step (DESIGN.md steps 8-10) on an unlabeled batch.
+
+Per unlabeled scan and chosen camera:
+
+1. the teacher renders the camera's reduced pixel grid (:class:`nerfseg.geometry.rays.PixelGrid`, every
+   ``stride``-th pixel) through its own volume, without gradients;
+2. the rendered distribution is fused with the image's cached masks, read at the same pixels, gated by the
+   rendered opacity (:func:`nerfseg.ssl.fusion.fuse_pseudo_labels`);
+3. the confidence sampler draws the ray budget among the pseudo-labeled pixels;
+4. the student renders exactly those pixels' rays in its own view of the scan (the cameras follow each view's
+   augmentation, so a pixel's ray meets the same surface), and the loss is the cross-entropy of its rendered
+   distribution against the pseudo-labels.
+
+The oracle diagnostic (``oracle: true``) replaces step 2 by the ground-truth semantic image at the same pixels
+(with the same opacity gate), an upper bound for what better pseudo-labels could give.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from nerfseg.data.sample import IGNORE_INDEX
+from nerfseg.geometry.rays import PixelGrid, RayBundle, camera_ray_bundle, read_at_pixels
+from nerfseg.ssl.config import CameraRaysConfig
+from nerfseg.ssl.fusion import fuse_pseudo_labels
+from nerfseg.ssl.ray_sampler import sample_rays_with
+
+
+def camera_pseudo_labels(
+    head, volume, camera, scan: int, camera_index: int, mask_ids, truth, cfg: CameraRaysConfig, device
+) -> tuple[PixelGrid, torch.Tensor, torch.Tensor]:
+    """Teacher render + fusion of one camera image.
+
+    Args:
+        head: the teacher's NeRF head; volume: its render volume of the batch (``head.build_volume``).
+        camera: the teacher view's CameraFrame; scan / camera_index: its scan in the batch and camera index.
+        mask_ids: (H, W) int mask ids of the image (-1 = none); truth: (H, W) int64 ground-truth train ids or
+            None (oracle only).
+        cfg: the camera-ray settings.
+
+    Returns:
+        (the reduced grid, labels (H', W') int64 pseudo-labels or IGNORE_INDEX, confidence (H', W') float32).
+    """
+    width, height = camera.image_size
+    grid = PixelGrid(width, height, cfg.stride)
+    pixels = grid.pixels.to(device)
+    bundle = camera_ray_bundle(camera, pixels, scan=scan, camera_index=camera_index, device=device)
+    rendered = head.render_chunked(volume, bundle)
+    h, w = grid.shape
+    probs = rendered.probs.view(h, w, -1)
+    opacity = rendered.opacity.view(h, w)
+    if cfg.oracle:
+        if truth is None:
+            raise ValueError(f"{camera.image_path}: ssl.camera.oracle needs a ground-truth semantic image")
+        labels = torch.as_tensor(read_at_pixels(truth, grid.pixels)).to(device).view(h, w).long()
+        labels = torch.where(opacity >= cfg.tau_opacity, labels, torch.full_like(labels, IGNORE_INDEX))
+        confidence = (labels != IGNORE_INDEX).float()
+        return grid, labels, confidence
+    ids = torch.as_tensor(read_at_pixels(mask_ids, grid.pixels)).to(device).view(h, w)
+    labels, confidence = fuse_pseudo_labels(
+        probs, opacity, ids, cfg.fusion.tau_mask, cfg.fusion.tau_pix, cfg.tau_opacity
+    )
+    return grid, labels, confidence.float()
+
+
+def camera_render_loss(models, teacher_out, student_out, unlabeled, cfg: CameraRaysConfig, num_classes: int,
+                       generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+    """Cross-entropy of the student's rendered rays against fused pseudo-labels, over the batch's chosen
+    cameras; returns (loss scalar, metrics: rays drawn, pseudo-label coverage / accuracy against the
+    ground-truth images where the dataset has them)."""
+    device = student_out.point_logits.device
+    teacher_head = models.teacher["head"]
+    with torch.no_grad():
+        teacher_volume = teacher_head.build_volume(teacher_out)
+    bundles: list[RayBundle] = []
+    targets: list[torch.Tensor] = []
+    labeled_pixels = total_pixels = correct = scored = 0
+    for scan, cameras in enumerate(unlabeled.cameras):
+        for slot, c in enumerate(cameras):
+            truth = unlabeled.pixel_truth[scan][slot] if unlabeled.pixel_truth[scan] else None
+            mask_ids = unlabeled.mask_ids[scan][slot] if unlabeled.mask_ids[scan] else None
+            grid, labels, confidence = camera_pseudo_labels(
+                teacher_head, teacher_volume, unlabeled.teacher.samples[scan].cameras[c], scan, c,
+                mask_ids, truth, cfg, device,
+            )
+            has_label = labels != IGNORE_INDEX
+            labeled_pixels += int(has_label.sum())
+            total_pixels += labels.numel()
+            if truth is not None:
+                gt = torch.as_tensor(read_at_pixels(truth, grid.pixels)).to(device).view_as(labels)
+                ok = has_label & (gt != IGNORE_INDEX)
+                scored += int(ok.sum())
+                correct += int((labels[ok] == gt[ok]).sum())
+            drawn, ray_labels = sample_rays_with(cfg.sampler, labels, confidence, generator)
+            if drawn.shape[0] == 0:
+                continue
+            flat = drawn[:, 1] * grid.shape[1] + drawn[:, 0]  # (col, row) of the reduced grid -> row-major
+            pixels = grid.pixels.to(device)[flat]
+            student_camera = unlabeled.student.samples[scan].cameras[c]
+            bundles.append(camera_ray_bundle(student_camera, pixels, scan=scan, camera_index=c, device=device))
+            targets.append(ray_labels)
+    metrics = {"render_pseudo_coverage": labeled_pixels / max(total_pixels, 1)}
+    if scored:
+        metrics["render_pseudo_accuracy"] = correct / scored
+    if not bundles:
+        metrics["render_rays"] = 0.0
+        return student_out.point_logits.float().sum() * 0.0, metrics
+    bundle = RayBundle.cat(bundles)
+    labels = torch.cat(targets)
+    student_head = models.head
+    volume = student_head.build_volume(student_out)
+    rendered = student_head.render_grid(volume, bundle, generator=generator)
+    picked = rendered.probs.gather(1, labels.unsqueeze(1)).squeeze(1)
+    loss = -torch.log(picked.clamp_min(student_head.cfg.eps)).mean()
+    metrics["render_rays"] = float(labels.numel())
+    metrics["render_opacity"] = float(rendered.opacity.detach().mean())
+    return loss, metrics
