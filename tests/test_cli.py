@@ -9,7 +9,10 @@ import pytest
 
 from nerfseg.cli import COMMANDS, build_parser, main
 
-EXPECTED = {"simulate", "check-data", "parallax", "masks", "train", "predict", "evaluate", "render"}
+EXPECTED = {
+    "simulate", "check-data", "parallax", "masks", "make-splits", "train", "export", "predict", "evaluate",
+    "render",
+}  # fmt: skip
 
 
 def _subcommand_names() -> set[str]:

@@ -8,11 +8,24 @@ import argparse
 import sys
 
 from nerfseg import __version__
-from nerfseg.commands import check_data, evaluate, masks, parallax, predict, render, simulate, train
+from nerfseg.commands import (
+    check_data,
+    evaluate,
+    export,
+    make_splits,
+    masks,
+    parallax,
+    predict,
+    render,
+    simulate,
+    train,
+)
 from nerfseg.errors import UserFacingError
 
 # Explicit list of command modules (no string registry); each adds itself with register(subparsers).
-COMMANDS: tuple = (check_data, evaluate, masks, simulate, parallax, train, predict, render)
+COMMANDS: tuple = (
+    check_data, evaluate, masks, simulate, parallax, make_splits, train, export, predict, render,
+)  # fmt: skip
 
 DESCRIPTION = """\
 nerfseg: semi-supervised LiDAR semantic segmentation that learns from unlabeled scans through the
@@ -23,6 +36,7 @@ Typical session on the built-in synthetic data (no download needed):
   nerfseg simulate data/sim --frames 40          # make a small SemanticKITTI-layout dataset
   nerfseg check-data data/sim --dataset semantickitti
   nerfseg train configs/synthetic/supervised.yaml --out runs/sup
+  nerfseg export runs/sup/checkpoints/last.pt --out runs/sup/export.pt   # segmentor only, like model.pt
   nerfseg predict runs/sup/checkpoints/last.pt --data data/sim --out runs/sup/pred
   nerfseg evaluate --dataset semantickitti --data data/sim --predictions runs/sup/pred
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from nerfseg.engine import checkpoint as ckpt
 from nerfseg.errors import DataError
@@ -108,3 +110,14 @@ def test_missing_file_and_missing_entries(tmp_path):
     ckpt.save_checkpoint(tmp_path / "x.pt", payload)
     with pytest.raises(DataError, match="lacks entries"):
         ckpt.load_checkpoint(tmp_path / "x.pt")
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(min_size=1, max_size=64))
+def test_any_garbage_bytes_are_a_data_error(tmp_path, data):
+    """The weights_only unpickler raises many exception types on garbage (struct.error, KeyError, ...)."""
+    path = tmp_path / "garbage.pt"
+    path.write_bytes(data)
+    with pytest.raises(DataError, match="not a readable checkpoint|not a nerfseg checkpoint"):
+        ckpt.load_checkpoint(path)

@@ -3,25 +3,28 @@
 Two kinds, both plain dicts of tensors, state dicts and plain python values (config as a dict):
 
 * training checkpoint (``kind == "train"``): ``step``, ``config``, ``num_classes``, ``class_names``,
-  ``model`` (segmentor state dict), ``nerf_head`` (state dict, only when the NeRF head is enabled),
-  ``optimizer``, ``scheduler``, ``rng`` (torch CPU / CUDA / extra generator states). Resuming restores all.
-* inference export (``kind == "model"``): ``config``, ``num_classes``, ``class_names``, ``model`` only —
-  no NeRF weights, no optimiser; what ``nerfseg predict`` needs.
+  ``model`` (segmentor state dict), ``teacher`` (the EMA teacher's segmentor state dict, only when the
+  method has a teacher), ``nerf_head`` (state dict, only when the NeRF head is enabled), ``optimizer``,
+  ``scheduler``, ``rng`` (torch CPU / CUDA / extra generator states). Resuming restores all.
+* inference export (``kind == "model"``): ``config``, ``num_classes``, ``class_names``, ``model`` (the
+  student's or the teacher's segmentor weights), ``weights`` (``"student"`` or ``"teacher"``), ``step``
+  only: no NeRF weights, no optimiser; what ``nerfseg predict`` needs. A run's ``model.pt`` and
+  ``nerfseg export`` both write it with :func:`inference_payload`.
 
-Both kinds load into a segmentor with :func:`build_segmentor`.
+Both kinds load into a segmentor with :func:`build_segmentor`. torch is imported inside the functions
+that need it, so the command line can offer :data:`EXPORT_WEIGHTS` without loading torch.
 """
 
 from __future__ import annotations
 
-import pickle
-import zipfile
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from nerfseg.errors import DataError
 from nerfseg.io_utils import atomic_torch_save
+
+if TYPE_CHECKING:
+    import torch
 
 FORMAT = "nerfseg-checkpoint-v1"
 TRAIN_KIND = "train"
@@ -44,14 +47,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     Raises DataError naming the file when it is missing, truncated / not a torch file, holds objects that
     are not allowed under weights_only, or is not a nerfseg checkpoint.
     """
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "checkpoint file not found")
     try:
         payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, OSError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(path, f"not a readable checkpoint ({first_line})") from err
+    except Exception as err:  # noqa: BLE001 - the weights_only unpickler of garbage bytes raises
+        # anything (UnpicklingError, struct.error, KeyError, IndexError, ...): all mean "not readable".
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise DataError(path, f"not a readable checkpoint ({type(err).__name__}: {first_line})") from err
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise DataError(path, f"not a nerfseg checkpoint (expected format '{FORMAT}')")
     missing = [k for k in _REQUIRED if k not in payload]
@@ -64,21 +70,90 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return payload
 
 
-def inference_payload(checkpoint: dict[str, Any]) -> dict[str, Any]:
-    """The inference export of a (training) checkpoint: segmentor weights, config and classes only."""
+EXPORT_WEIGHTS = ("auto", "student", "teacher")
+"""Which segmentor an inference export holds: ``student`` (``model``), ``teacher`` (``teacher``, the EMA
+teacher) or ``auto`` (the teacher when the checkpoint has one, else the student)."""
+DEFAULT_EXPORT_WEIGHTS = "auto"
+"""Default of ``nerfseg export --weights``."""
+
+
+def resolve_export_weights(
+    checkpoint: dict[str, Any], weights: str = "student", path: str | Path = "checkpoint"
+) -> str:
+    """``"student"`` or ``"teacher"``: the state dict an export of ``checkpoint`` takes for ``weights``.
+
+    Raises DataError naming ``path`` when ``"teacher"`` is asked and the checkpoint has none; ValueError
+    for a value outside :data:`EXPORT_WEIGHTS`.
+    """
+    if weights not in EXPORT_WEIGHTS:
+        raise ValueError(f"weights must be one of {EXPORT_WEIGHTS}, got {weights!r}")
+    has_teacher = checkpoint.get("teacher") is not None
+    if weights == "auto":
+        return "teacher" if has_teacher else "student"
+    if weights == "teacher" and not has_teacher:
+        raise DataError(path, "has no EMA teacher weights ('teacher'); export the student instead")
+    return weights
+
+
+def inference_payload(
+    checkpoint: dict[str, Any], weights: str = "student", path: str | Path = "checkpoint"
+) -> dict[str, Any]:
+    """The inference export of a training checkpoint: one segmentor's weights, config and classes only.
+
+    Args:
+        checkpoint: a loaded training checkpoint (``kind == "train"``).
+        weights: ``"student"`` (``checkpoint["model"]``), ``"teacher"`` (``checkpoint["teacher"]``) or
+            ``"auto"`` (see :func:`resolve_export_weights`).
+        path: the checkpoint's file, named in errors.
+    Returns:
+        The export dict (``kind == "model"``), with ``weights`` recording which segmentor and ``step``.
+    Raises DataError naming ``path`` when the checkpoint is already an inference export, has no teacher
+    although one is asked, or its teacher's keys differ from the student's.
+    """
+    if checkpoint.get("kind") == MODEL_KIND:
+        raise DataError(path, "is already an inference export (kind 'model'); give a training checkpoint")
+    chosen = resolve_export_weights(checkpoint, weights, path)
+    state = checkpoint["model"] if chosen == "student" else checkpoint["teacher"]
+    if chosen == "teacher" and state.keys() != checkpoint["model"].keys():
+        raise DataError(path, "the teacher's weights do not name the same tensors as the student's")
     return {
         "kind": MODEL_KIND,
         "config": checkpoint["config"],
         "num_classes": checkpoint["num_classes"],
         "class_names": list(checkpoint["class_names"]),
-        "model": {k: v.detach().clone() for k, v in checkpoint["model"].items()},
+        "model": {k: v.detach().clone() for k, v in state.items()},
+        "weights": chosen,
         "step": checkpoint.get("step", 0),
     }
 
 
-def export_inference(checkpoint_path: str | Path, out_path: str | Path) -> Path:
-    """Write the inference export (no NeRF head, no optimiser) of ``checkpoint_path`` to ``out_path``."""
-    return save_checkpoint(out_path, inference_payload(load_checkpoint(checkpoint_path)))
+def write_inference_export(
+    out_path: str | Path, payload: dict[str, Any], source: str | Path | None = None
+) -> Path:
+    """Atomically write an :func:`inference_payload` to ``out_path``.
+
+    Raises DataError naming ``out_path`` when it is a folder, is ``source`` (the checkpoint exported) or
+    cannot be written.
+    """
+    out_path = Path(out_path)
+    if out_path.is_dir():
+        raise DataError(out_path, "is a folder; give the export's file name, e.g. model.pt")
+    if source is not None and out_path.exists() and out_path.resolve() == Path(source).resolve():
+        raise DataError(out_path, "is the checkpoint being exported; choose another output file")
+    try:
+        return save_checkpoint(out_path, payload)
+    except OSError as err:
+        raise DataError(out_path, f"cannot write ({err.strerror or err})") from None
+
+
+def export_inference(checkpoint_path: str | Path, out_path: str | Path, weights: str = "student") -> Path:
+    """Write the inference export (no NeRF head, no optimiser) of ``checkpoint_path`` to ``out_path``.
+
+    ``weights`` as in :func:`inference_payload`. Raises DataError naming the file when the input is not a
+    training checkpoint or ``out_path`` cannot take the export (see :func:`write_inference_export`).
+    """
+    payload = inference_payload(load_checkpoint(checkpoint_path), weights, checkpoint_path)
+    return write_inference_export(out_path, payload, source=checkpoint_path)
 
 
 def build_segmentor(
@@ -109,6 +184,8 @@ def build_segmentor(
 
 def capture_rng_state(extra: dict[str, torch.Generator] | None = None) -> dict[str, Any]:
     """Tensors of every RNG the training loop draws from: torch CPU, each CUDA device, named generators."""
+    import torch
+
     state: dict[str, Any] = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = [s for s in torch.cuda.get_rng_state_all()]
@@ -119,6 +196,8 @@ def capture_rng_state(extra: dict[str, torch.Generator] | None = None) -> dict[s
 
 def restore_rng_state(state: dict[str, Any], extra: dict[str, torch.Generator] | None = None) -> None:
     """Inverse of :func:`capture_rng_state`."""
+    import torch
+
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
