@@ -7,7 +7,8 @@ are left out of every figure):
 1. make a noisy stand-in for the teacher's rendered class distribution from the ground truth
    (nerfseg.masks.noisy_teacher: blur, class confusion, i.i.d. and spatially smooth logit noise; seeded);
 2. compute superpixel masks (Felzenszwalb defaults of nerfseg.masks.superpixel; cached like `nerfseg masks`);
-3. fuse (nerfseg.ssl.fusion.fuse_pseudo_labels) for a sweep of tau_mask;
+3. fuse (nerfseg.ssl.fusion.fuse_pseudo_labels, opacity-gated: the stand-in's opacity is 1 on labeled
+   pixels, 0 on sky) for a sweep of tau_mask;
 4. measure, over ground-truth-labeled pixels:
    - argmax: pixel accuracy of argmax P (every pixel labeled);
    - fused: accuracy of the fused pseudo-labels on the pixels they label, and the share labeled;
@@ -41,7 +42,12 @@ from nerfseg.data.labelmaps import SEMANTICKITTI
 from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.io_utils import atomic_write_text
 from nerfseg.masks.cache import MaskCache, default_cache_root
-from nerfseg.masks.noisy_teacher import TeacherNoiseConfig, noisy_teacher_probs, read_raw_semantic_png
+from nerfseg.masks.noisy_teacher import (
+    TeacherNoiseConfig,
+    noisy_teacher_opacity,
+    noisy_teacher_probs,
+    read_raw_semantic_png,
+)
 from nerfseg.masks.superpixel import SuperpixelConfig, SuperpixelMasks
 from nerfseg.ssl.fusion import fuse_pseudo_labels
 
@@ -97,6 +103,8 @@ def measure(
         masks_per_image.append(int(mask_ids.max()) + 1)
         probs = noisy_teacher_probs(gt, n_classes, noise, np.random.default_rng([seed, index]))
         valid = gt != IGNORE_INDEX
+        probs_t, ids_t = torch.from_numpy(probs), torch.from_numpy(mask_ids)
+        opacity = torch.from_numpy(noisy_teacher_opacity(gt))  # sky: transparent, no evidence, no label
         gt_v = gt[valid]
         argmax = probs.argmax(-1)[valid]
         conf = probs.max(-1)[valid]
@@ -107,7 +115,7 @@ def measure(
         class_count += np.bincount(gt_v, minlength=n_classes)
         recall_hits["argmax"] += np.bincount(gt_v[argmax == gt_v], minlength=n_classes)
         for tau in TAU_MASKS:
-            fused, _ = fuse_pseudo_labels(torch.from_numpy(probs), torch.from_numpy(mask_ids), tau, TAU_PIX)
+            fused, _ = fuse_pseudo_labels(probs_t, opacity, ids_t, tau, TAU_PIX)
             fused_v = fused.numpy()[valid]
             got = fused_v != IGNORE_INDEX
             n_got = int(got.sum())

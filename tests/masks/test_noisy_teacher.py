@@ -58,3 +58,11 @@ def test_read_raw_semantic_png(tmp_path):
         read_raw_semantic_png(tmp_path / "rgb.png")
     with pytest.raises(DataError, match="missing.png"):
         read_raw_semantic_png(tmp_path / "missing.png")
+
+
+def test_stand_in_opacity_is_transparent_exactly_where_no_class():
+    from nerfseg.masks.noisy_teacher import noisy_teacher_opacity
+
+    labels = np.array([[0, IGNORE_INDEX], [5, 18]])
+    opacity = noisy_teacher_opacity(labels)
+    assert opacity.dtype == np.float32 and opacity.tolist() == [[1.0, 0.0], [1.0, 1.0]]

@@ -2,8 +2,8 @@
 documented noise model. Used by the fusion quality benchmark and by `nerfseg masks --preview` when the
 dataset has per-pixel ground truth (the built-in simulator's ``semantic_2/``); never used in training.
 
-Noise model (all steps seeded; pixels without ground truth get the all-zero distribution of a ray that
-hits nothing):
+Noise model (all steps seeded; pixels without ground truth get the all-zero distribution and the zero opacity
+of a ray that hits nothing, :func:`noisy_teacher_opacity`):
 
 1. **Blur** — one-hot ground truth, Gaussian-blurred with ``blur_sigma`` pixels: class boundaries bleed as
    in a low-resolution render.
@@ -94,6 +94,13 @@ def noisy_teacher_probs(
     probs /= probs.sum(axis=-1, keepdims=True)
     probs[~labeled] = 0.0
     return probs.astype(np.float32)
+
+
+def noisy_teacher_opacity(train_labels: np.ndarray) -> np.ndarray:
+    """The stand-in teacher's rendered opacity: (H, W) float32, 1 where the ground truth has a class (the ray
+    hits a surface), 0 on IGNORE_INDEX pixels (sky: the ray hits nothing). Pass it to ``fuse_pseudo_labels``
+    with :func:`noisy_teacher_probs`."""
+    return (np.asarray(train_labels) != IGNORE_INDEX).astype(np.float32)
 
 
 def read_raw_semantic_png(path: str | Path) -> np.ndarray:

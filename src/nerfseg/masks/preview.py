@@ -38,14 +38,22 @@ def write_preview(
     import torch
 
     from nerfseg.data.labelmaps import SEMANTICKITTI
-    from nerfseg.masks.noisy_teacher import TeacherNoiseConfig, noisy_teacher_probs, read_raw_semantic_png
+    from nerfseg.masks.noisy_teacher import (
+        TeacherNoiseConfig,
+        noisy_teacher_opacity,
+        noisy_teacher_probs,
+        read_raw_semantic_png,
+    )
     from nerfseg.ssl.fusion import fuse_pseudo_labels
 
     labels = SEMANTICKITTI.to_train(read_raw_semantic_png(camera.semantic_path))
     probs = noisy_teacher_probs(
         labels, SEMANTICKITTI.num_classes, TeacherNoiseConfig(), np.random.default_rng(seed)
     )
-    fused, _ = fuse_pseudo_labels(torch.from_numpy(probs), torch.from_numpy(mask_ids), tau_mask, tau_pix)
+    opacity = noisy_teacher_opacity(labels)  # 0 where the ground truth has no class (sky)
+    fused, _ = fuse_pseudo_labels(
+        torch.from_numpy(probs), torch.from_numpy(opacity), torch.from_numpy(mask_ids), tau_mask, tau_pix
+    )
     return save_masks_preview(
         path,
         image,

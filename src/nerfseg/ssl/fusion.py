@@ -20,6 +20,7 @@ class FusionConfig:
     Attributes:
         tau_mask: a mask's pixels take its class where the mask's mean distribution peaks at >= tau_mask.
         tau_pix: a pixel in no mask keeps its own argmax where its own distribution peaks at >= tau_pix.
+    (The opacity gate ``tau_opacity`` lives with the camera-ray settings, ``ssl.camera.tau_opacity``.)
     """
 
     tau_mask: float = 0.4
@@ -28,50 +29,61 @@ class FusionConfig:
 
 def fuse_pseudo_labels(
     probs: torch.Tensor,
+    opacity: torch.Tensor,
     mask_ids: torch.Tensor,
     tau_mask: float,
     tau_pix: float,
+    tau_opacity: float = 0.5,
     valid: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pseudo-labels from a rendered class distribution and a mask-id image.
+    """Pseudo-labels from a rendered class distribution, its opacity and a mask-id image, gated by opacity.
 
-    For each mask m: ``p̄_m`` = mean of ``P(u)`` over its (valid) pixels, ``c_m = argmax p̄_m``,
-    ``conf_m = max p̄_m``; pixels of m get ``c_m`` with confidence ``conf_m`` where ``conf_m >= tau_mask``.
-    Pixels in no mask get ``argmax P(u)`` with confidence ``max P(u)`` where ``max P(u) >= tau_pix``.
+    A pixel is *opaque* when its ray's opacity ``A(u) >= tau_opacity`` (and it is valid). Only opaque pixels
+    carry evidence and only opaque pixels get labels: the rendered P is divided by the opacity, so a ray 1 %
+    opaque would otherwise fuse to a confident label.
+
+    For each mask m: ``p̄_m`` = mean of ``P(u)`` over its OPAQUE pixels, ``c_m = argmax p̄_m``,
+    ``conf_m = max p̄_m``; the opaque pixels of m get ``c_m`` with confidence ``conf_m`` where
+    ``conf_m >= tau_mask`` (a mask with no opaque pixel gives no label; its transparent pixels never get one).
+    Opaque pixels in no mask get ``argmax P(u)`` with confidence ``max P(u)`` where ``max P(u) >= tau_pix``.
     Every other pixel gets IGNORE_INDEX and confidence 0.
 
     Args:
-        probs: (H, W, C) float class distribution per pixel (rows need not sum to 1, e.g. rays that hit
-            nothing render ~0).
+        probs: (H, W, C) float class distribution per pixel: the head's rendered P (``RenderOutput.probs``,
+            normalised by the opacity, so rows sum to ~1 wherever a ray is opaque), or any per-pixel class
+            distribution; the thresholds tau_mask / tau_pix apply to it as given.
+        opacity: (H, W) float rendered opacity A in [0, 1] (``RenderOutput.opacity``).
         mask_ids: (H, W) integer mask ids (any non-negative values, not necessarily consecutive); negative
             = in no mask. Overlaps must already be resolved (one id per pixel).
-        tau_mask, tau_pix: thresholds in [0, 1].
+        tau_mask, tau_pix, tau_opacity: thresholds in [0, 1].
         valid: optional (H, W) bool; invalid pixels (e.g. not rendered) neither contribute to mask means
             nor receive a label.
     Returns:
         labels: (H, W) int64 class ids in [0, C) or IGNORE_INDEX.
         confidence: (H, W) float (dtype of probs) in [0, 1]; 0 where ignored.
     """
-    if probs.ndim != 3 or mask_ids.shape != probs.shape[:2]:
-        raise ValueError(f"expected probs (H, W, C) and mask_ids (H, W), got {tuple(probs.shape)} and "
-                         f"{tuple(mask_ids.shape)}")
+    if probs.ndim != 3 or mask_ids.shape != probs.shape[:2] or opacity.shape != probs.shape[:2]:
+        raise ValueError(f"expected probs (H, W, C), opacity (H, W) and mask_ids (H, W), got "
+                         f"{tuple(probs.shape)}, {tuple(opacity.shape)} and {tuple(mask_ids.shape)}")
     h, w, c = probs.shape
     if c < 1:
         raise ValueError("probs must have at least one class")
     flat_p = probs.reshape(-1, c)
     flat_ids = mask_ids.reshape(-1).to(device=probs.device, dtype=torch.int64)
-    ok = torch.ones_like(flat_ids, dtype=torch.bool) if valid is None else valid.reshape(-1).to(probs.device)
+    ok = opacity.reshape(-1).to(probs.device) >= tau_opacity
+    if valid is not None:
+        ok = ok & valid.reshape(-1).to(probs.device)
     labels = torch.full((h * w,), IGNORE_INDEX, dtype=torch.int64, device=probs.device)
     confidence = torch.zeros(h * w, dtype=probs.dtype, device=probs.device)
 
-    # Pixels in no mask: their own argmax where confident enough.
+    # Opaque pixels in no mask: their own argmax where confident enough.
     pix_conf, pix_class = flat_p.max(dim=1)
-    lone = ok & (flat_ids < 0)
-    keep = lone & (pix_conf >= tau_pix)
+    keep = ok & (flat_ids < 0) & (pix_conf >= tau_pix)
     labels[keep] = pix_class[keep]
     confidence[keep] = pix_conf[keep]
 
-    # Pixels in masks: the mask's mean distribution (scatter-add over compacted ids).
+    # Opaque pixels in masks: the mean distribution over the mask's opaque pixels (scatter-add over
+    # compacted ids); masks without an opaque pixel never appear here.
     in_mask = ok & (flat_ids >= 0)
     if in_mask.any():
         unique_ids, slot = torch.unique(flat_ids[in_mask], return_inverse=True)
@@ -85,4 +97,3 @@ def fuse_pseudo_labels(
         labels[idx] = pixel_class[accepted]
         confidence[idx] = pixel_conf[accepted]
     return labels.reshape(h, w), confidence.reshape(h, w)
-
