@@ -98,7 +98,9 @@ def check_resume_config(stored: dict, cfg: Config, run_dir: Path) -> None:
         return out
 
     old, new = flat(stored), flat(dataclass_to_dict(cfg))
-    changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in HARMLESS_KEYS)
+    changed = sorted(
+        k for k in old.keys() | new.keys() if old.get(k) != new.get(k) and k not in HARMLESS_KEYS
+    )
     if changed:
         raise ConfigError(
             f"{run_dir / 'config.yaml'}: cannot resume with a different config; "

@@ -24,9 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from nerfseg.data.augment import AugmentConfig, augment_sample, augmentation_rng
 from nerfseg.data.collate import PointBatch, collate_samples
+from nerfseg.data.ground_truth import read_semantic_train
 from nerfseg.data.labelmaps import LabelMap
 from nerfseg.data.loader import ResumableBatchSampler, SampleSource, TrainingDataset, make_train_loader
-from nerfseg.data.ground_truth import read_semantic_train
 from nerfseg.data.sample import Sample
 from nerfseg.masks.config import MasksConfig
 
@@ -174,7 +174,9 @@ def collate_unlabeled(scans: Sequence[UnlabeledScan]) -> UnlabeledBatch:
     student = collate_samples([s.student for s in scans])
     metric_labels = None
     if all(s.metric_labels is not None for s in scans):
-        metric_labels = torch.cat([torch.from_numpy(np.asarray(s.metric_labels, dtype=np.int64)) for s in scans])
+        metric_labels = torch.cat(
+            [torch.from_numpy(np.asarray(s.metric_labels, dtype=np.int64)) for s in scans]
+        )
     return UnlabeledBatch(
         teacher=teacher,
         student=student,

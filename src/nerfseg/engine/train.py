@@ -134,7 +134,8 @@ def _streams(cfg: Config, train_source, labeled, step: int):
         return labels_stream, None, 0
     if unlabeled.size == 0:
         raise ConfigError(
-            f"method '{cfg.method.value}' needs unlabeled scans, but all {len(train_source)} training scans are "
+            f"method '{cfg.method.value}' needs unlabeled scans, but all {len(train_source)} training scans "
+            "are "
             "labeled (lower data.label_fraction or give data.labeled_split)"
         )
     inputs = None
@@ -202,7 +203,11 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> Tr
     if not resume:
         logger.log(
             0,
-            {"train_scans": len(train_source), "labeled_scans": len(labeled), "unlabeled_scans": num_unlabeled},
+            {
+                "train_scans": len(train_source),
+                "labeled_scans": len(labeled),
+                "unlabeled_scans": num_unlabeled,
+            },
             prefix="data",
         )
     state.model.train()

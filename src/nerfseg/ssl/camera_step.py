@@ -97,7 +97,9 @@ def camera_render_loss(models, teacher_out, student_out, unlabeled, cfg: CameraR
             flat = drawn[:, 1] * grid.shape[1] + drawn[:, 0]  # (col, row) of the reduced grid -> row-major
             pixels = grid.pixels.to(device)[flat]
             student_camera = unlabeled.student.samples[scan].cameras[c]
-            bundles.append(camera_ray_bundle(student_camera, pixels, scan=scan, camera_index=c, device=device))
+            bundles.append(
+                camera_ray_bundle(student_camera, pixels, scan=scan, camera_index=c, device=device)
+            )
             targets.append(ray_labels)
     metrics = {"render_pseudo_coverage": labeled_pixels / max(total_pixels, 1)}
     if scored:

@@ -11,7 +11,7 @@ the losses only through the teacher's pseudo-labels, their masks and their geome
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -68,7 +68,8 @@ def teacher_points(teacher: nn.Module, batch: PointBatch) -> TeacherPoints:
 
 def confident_labels(points: TeacherPoints, threshold: float) -> torch.Tensor:
     """(N,) int64 teacher classes where the teacher's confidence >= threshold, IGNORE_INDEX elsewhere."""
-    return torch.where(points.confidence >= threshold, points.classes, torch.full_like(points.classes, IGNORE_INDEX))
+    ignore = torch.full_like(points.classes, IGNORE_INDEX)
+    return torch.where(points.confidence >= threshold, points.classes, ignore)
 
 
 def label_accuracy(pseudo: torch.Tensor, truth: torch.Tensor | None) -> dict[str, float]:
@@ -120,7 +121,9 @@ def method_losses(
     if recipe.geometry:
         _add_geometry(terms, metrics, "labeled", models.head, out_labeled, labeled, generator)
     if unlabeled is not None and recipe.uses_unlabeled:
-        _unlabeled_terms(recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes, terms, metrics)
+        _unlabeled_terms(
+            recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes, terms, metrics
+        )
     terms["total"] = torch.stack([v.float() for v in terms.values()]).sum()
     return terms, metrics
 
@@ -134,7 +137,9 @@ def _add_geometry(terms, metrics, which: str, head, seg_out, batch: PointBatch, 
         metrics[f"geo_{which}_{key}"] = float(geo[key].detach())
 
 
-def _unlabeled_terms(recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes, terms, metrics):
+def _unlabeled_terms(
+    recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes, terms, metrics
+) -> None:
     truth = unlabeled.metric_labels
     teacher = teacher_points(models.teacher, unlabeled.teacher) if recipe.uses_teacher else None
     student = models.model(unlabeled.student)
@@ -146,9 +151,9 @@ def _unlabeled_terms(recipe, models, loss_fn, ssl, labeled, unlabeled, generator
         from nerfseg.ssl.lasermix import lasermix_batch
 
         pseudo = confident_labels(teacher, ssl.pseudo.threshold)
-        with_pseudo = replace(unlabeled.student, labels=pseudo)
         mixed = lasermix_batch(
-            labeled, with_pseudo, ssl.lasermix.areas, ssl.lasermix.pitch_min, ssl.lasermix.pitch_max, generator
+            labeled, unlabeled.student, pseudo, ssl.lasermix.areas, ssl.lasermix.pitch_min,
+            ssl.lasermix.pitch_max, generator,
         )
         out_mixed = models.model(mixed.batch)
         terms["lasermix"] = ssl.lasermix.weight * loss_fn(out_mixed.point_logits, mixed.batch.labels)["total"]

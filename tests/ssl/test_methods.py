@@ -1,0 +1,151 @@
+"""Every method trains through the one loop on a simulated dataset with cameras and cached masks, and no label
+of an unlabeled scan reaches any loss."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from nerfseg.config import load_config
+from nerfseg.data.datasets import DatasetKind
+from nerfseg.data.loader import ResumableBatchSampler
+from nerfseg.data.sample import IGNORE_INDEX
+from nerfseg.engine.build import open_split
+from nerfseg.engine.logging import read_metrics
+from nerfseg.engine.losses import SegmentationLoss
+from nerfseg.engine.step import train_step
+from nerfseg.engine.streams import CameraInputs, UnlabeledDataset, collate_unlabeled
+from nerfseg.engine.train import build_state, labeled_indices, train
+from nerfseg.ssl.config import Method
+from nerfseg.ssl.recipe import recipe_for
+from train_testing import TINY_SEGMENTOR_OVERRIDES
+
+SMALL_HEAD = [
+    "model.nerf.lidar_rays_per_scan=64",
+    "model.nerf.samples_per_ray=48",
+    "model.nerf.lidar_samples_per_ray=24",
+    "model.nerf.mlp_width=16",
+    "model.nerf.far=40",
+    "ssl.camera.stride=8",
+    "ssl.camera.sampler.budget=128",
+    "ssl.camera.tau_opacity=0.0",  # a fresh head is nearly transparent: let the test rays through
+    "ssl.camera.fusion.tau_mask=0.0",
+    "ssl.pseudo.threshold=0.0",
+    "ssl.projection.min_votes=1",
+]
+
+EXPECTED_TERMS = {
+    Method.SUPERVISED: {"supervised"},
+    Method.MEAN_TEACHER: {"supervised", "consistency"},
+    Method.LASERMIX: {"supervised", "consistency", "lasermix"},
+    Method.PROJECTION: {"supervised", "projection"},
+    Method.NERF: {"supervised", "render", "geometry_labeled", "geometry_unlabeled"},
+    Method.NERF_MEAN_TEACHER: {
+        "supervised", "render", "consistency", "geometry_labeled", "geometry_unlabeled"
+    },
+    Method.NERF_LASERMIX: {
+        "supervised", "render", "consistency", "lasermix", "geometry_labeled", "geometry_unlabeled"
+    },
+    Method.GEOMETRY: {"supervised", "geometry_labeled", "geometry_unlabeled"},
+}
+ALL_TERMS = set().union(*EXPECTED_TERMS.values())
+
+
+def _cfg(root, method: Method, steps: int = 2, extra: tuple[str, ...] = ()):
+    return load_config(
+        None,
+        [
+            f"method={method.value}",
+            f"data.root={root}",
+            "data.label_fraction=0.5",
+            "data.batch_size=1",
+            "data.num_workers=0",
+            "data.val_max_scans=1",
+            f"train.max_steps={steps}",
+            "train.log_every=1",
+            "train.checkpoint_every=100",
+            "train.progress=false",
+            "train.num_threads=1",
+            "train.lr=0.001",
+            *TINY_SEGMENTOR_OVERRIDES,
+            *SMALL_HEAD,
+            *extra,
+        ],
+    )
+
+
+@pytest.mark.parametrize("method", list(Method), ids=lambda m: m.value)
+def test_every_method_trains_and_logs_its_own_losses(sim_ssl_root, tmp_path, method):
+    result = train(_cfg(sim_ssl_root, method), tmp_path / "run")
+    assert result.step == 2 and result.val_miou is not None
+    records = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "train/loss" in r]
+    assert len(records) == 2
+    terms = {k.removeprefix("train/") for k in records[-1]} & ALL_TERMS
+    assert terms == EXPECTED_TERMS[method]
+    for record in records:
+        assert np.isfinite(record["train/loss"])
+        parts = sum(record[f"train/{t}"] for t in terms)
+        assert record["train/loss"] == pytest.approx(parts, rel=1e-5)
+    if recipe_for(method).camera:
+        assert records[-1]["train/render_rays"] > 0
+        assert 0.0 <= records[-1]["train/render_pseudo_accuracy"] <= 1.0  # scored against semantic_2/
+    if recipe_for(method).uses_teacher:
+        assert 0.0 < records[-1]["train/ema_decay"] < 1.0
+
+
+class _RelabeledSource:
+    """The training reader with every scan's labels replaced (``mode``: "shuffle" permutes the classes of
+    the points at random, "none" removes them)."""
+
+    def __init__(self, source, mode: str):
+        self.source, self.mode = source, mode
+        self.sample_ids = source.sample_ids
+
+    def __len__(self):
+        return len(self.source)
+
+    def __getitem__(self, index):
+        sample = self.source[index]
+        if self.mode == "none":
+            return replace(sample, labels=None)
+        rng = np.random.default_rng(1000 + index)
+        return replace(sample, labels=rng.integers(0, 19, sample.labels.shape[0]).astype(np.int64))
+
+
+def _one_step(cfg, unlabeled_source):
+    """Losses and weights after one step from fixed initial weights on fixed batches."""
+    label_map = DatasetKind(cfg.data.dataset).label_map
+    source = open_split(cfg, "train")
+    labeled = labeled_indices(cfg, source)
+    unlabeled = np.setdiff1d(np.arange(len(source)), labeled)
+    state = build_state(cfg, label_map.num_classes, torch.device("cpu"))
+    inputs = CameraInputs(cfg.ssl.camera.cameras_per_scan, cfg.masks, cfg.data.root, label_map)
+    dataset = UnlabeledDataset(unlabeled_source, unlabeled, cfg.augment, cfg.train.seed, inputs)
+    items = next(iter(ResumableBatchSampler(len(dataset), 1, 0)))
+    unlabeled_batch = collate_unlabeled([dataset[i] for i in items])
+    from nerfseg.data.collate import collate_samples
+
+    labeled_batch = collate_samples([source[int(labeled[0])]])
+    metrics = train_step(recipe_for(cfg.method), state, SegmentationLoss(cfg.loss), cfg, labeled_batch,
+                         unlabeled_batch, torch.device("cpu"), label_map.num_classes, 1)
+    weights = {k: v.clone() for k, v in state.model.state_dict().items()}
+    return metrics, weights, unlabeled_batch
+
+
+@pytest.mark.parametrize("method", [m for m in Method if recipe_for(m).uses_unlabeled], ids=lambda m: m.value)
+def test_no_label_of_an_unlabeled_scan_reaches_a_loss(sim_ssl_root, method, one_thread):
+    cfg = _cfg(sim_ssl_root, method)
+    source = open_split(cfg, "train")
+    reference, ref_weights, batch = _one_step(cfg, source)
+    assert batch.student.labels is None and batch.teacher.labels is None
+    assert all(s.labels is None for s in batch.student.samples + batch.teacher.samples)
+    assert batch.metric_labels is not None and bool((batch.metric_labels != IGNORE_INDEX).any())
+    for mode in ("shuffle", "none"):
+        metrics, weights, _ = _one_step(cfg, _RelabeledSource(source, mode))
+        for term in EXPECTED_TERMS[method] | {"loss"}:
+            assert metrics[term] == reference[term], (mode, term)
+        for key, value in ref_weights.items():
+            assert torch.equal(weights[key], value), (mode, key)
