@@ -131,7 +131,6 @@ def render_frame(
     from nerfseg.engine.checkpoint import build_segmentor, load_checkpoint
     from nerfseg.engine.train import resolve_device, voxel_feature_dim
     from nerfseg.errors import ConfigError, DataError
-    from nerfseg.models.nerf.field import VoxelGrid
     from nerfseg.models.nerf.head import NerfHead
     from nerfseg.viz.render_figure import render_camera_view, view_figure, write_view_figure
 
@@ -167,8 +166,7 @@ def render_frame(
     label_map = DatasetKind(kind).label_map
     with torch.no_grad():
         out = model(collate_samples([sample]).to(torch_device))
-        voxels = out.voxel_features
-        grid = VoxelGrid(voxels.coords, voxels.feats.float(), out.voxel_size)
+        grid = head.build_volume(out)
         results = []
         for camera in cameras:
             index = next(i for i, c in enumerate(sample.cameras) if c is camera)

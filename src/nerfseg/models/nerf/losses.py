@@ -8,7 +8,6 @@ import torch
 
 from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.geometry.rays import lidar_ray_bundle
-from nerfseg.models.nerf.field import VoxelGrid
 from nerfseg.models.nerf.head import NerfHead
 from nerfseg.models.nerf.sampler import uniform01
 
@@ -67,8 +66,7 @@ def lidar_ray_losses(
     bundle, ranges = lidar_ray_bundle(points[drawn], batch.batch_index[drawn])
     far = ranges + cfg.lidar_surface_margin
     near = torch.full_like(far, cfg.near)
-    voxels = seg_out.voxel_features
-    grid = VoxelGrid(voxels.coords, voxels.feats, seg_out.voxel_size)
+    grid = head.build_volume(seg_out)
     out = head.render_grid(grid, bundle, near=near, far=far, surface_depth=ranges, generator=generator)
     zero = out.depth.new_zeros(())
     if drawn.numel() == 0:
