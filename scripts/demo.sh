@@ -22,7 +22,7 @@ step "3/8 parallax: share of camera-visible LiDAR points whose projected pixel s
 "$NERFSEG" parallax "$OUT/data" --json "$OUT/parallax.json"
 
 step "4/8 class-agnostic masks (built-in superpixels) for every training image, cached, with previews"
-"$NERFSEG" masks "$OUT/data" --dataset semantickitti --split train --preview 2
+"$NERFSEG" masks --config configs/synthetic/supervised.yaml --set data.root="$OUT/data" --preview 2
 
 step "5/8 train the segmentor with the NeRF head's LiDAR-ray geometry loss ($STEPS steps)"
 "$NERFSEG" train configs/synthetic/supervised.yaml --out "$OUT/run" \

@@ -43,3 +43,18 @@ def test_unknown_source_and_unknown_key():
         MasksConfig(source="sam2")
     with pytest.raises(ConfigError, match="tau"):
         dataclass_from_dict(FusionConfig, {"tau": 0.3})
+
+
+def test_run_cache_follows_the_run_config(tmp_path):
+    from nerfseg.config import load_config
+    from nerfseg.masks.config import open_run_mask_cache
+
+    cfg = load_config(None, [f"data.root={tmp_path}"])
+    cache = open_run_mask_cache(cfg)
+    assert cache.folder.parent == tmp_path / ".nerfseg_cache" / "masks"
+    assert cache.folder == open_mask_cache(MasksConfig(), tmp_path).folder
+    moved = open_run_mask_cache(load_config(None, [f"data.root={tmp_path}", "masks.superpixel.sigma=1.5"]))
+    assert moved.folder.parent == cache.folder.parent and moved.folder != cache.folder
+    # --set bypasses the dataclass's own check; opening the cache still rejects an unknown source.
+    with pytest.raises(ConfigError, match="masks.source"):
+        open_run_mask_cache(load_config(None, ["masks.source=sam2"]))

@@ -53,7 +53,7 @@ def test_missing_checkpoint_is_named(tmp_path):
         source.masks(scene_image())
     with pytest.raises(DataError, match="not found"):
         source.cache_key()
-    with pytest.raises(ConfigError, match="--checkpoint"):
+    with pytest.raises(ConfigError, match="masks.sam.checkpoint"):
         load_sam_model("tiny", "", "cpu", TINY_BUILDERS)
 
 

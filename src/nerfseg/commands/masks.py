@@ -7,23 +7,35 @@ import argparse
 from nerfseg.data.datasets import DATASET_CHOICES
 
 EPILOG = """\
-Masks are cached under ROOT/.nerfseg_cache/masks/<source>-<settings hash>/<image hash>.npz (or --cache DIR),
-keyed by the image content and every mask setting, written atomically. A killed run is resumed by running
-the same command again (valid entries are skipped); corrupt entries are reported and recomputed. Training
-reads this cache.
+Settings: the mask source and its parameters come from the run config's masks: section (the same section
+`nerfseg train` reads), given with --config CONFIG and changed with --set masks.KEY=VALUE; without --config
+the defaults of nerfseg.masks.config.MasksConfig apply (built-in Felzenszwalb superpixels). --config also
+supplies the dataset (data.dataset, data.root, data.version, data.train_split); ROOT, --dataset, --version and
+--split override them. Keys: masks.source (superpixel | sam), masks.superpixel.{method, scale, sigma,
+min_size, n_segments, compactness}, masks.sam.{checkpoint, model_type, device, points_per_side, ...},
+masks.cache_dir.
+
+Masks are cached under ROOT/.nerfseg_cache/masks/<source>-<settings hash>/<image hash>.npz (or under
+masks.cache_dir), keyed by the image content and every mask setting, written atomically. Training opens the
+same folder from the same config (nerfseg.masks.config.open_run_mask_cache), so give both the same CONFIG
+and --set masks.* overrides. A killed run is resumed by running the same command again (valid entries are
+skipped); corrupt entries are reported and recomputed.
 
 --preview N writes a PNG for each of the first N images (default folder: the cache folder's preview/):
 image, masks (random colours) and, when the dataset has per-pixel ground truth (the built-in simulator's
-semantic_2/), the argmax of a noisy stand-in teacher distribution made from it (noise model:
-nerfseg.masks.noisy_teacher) and its fused pseudo-labels (--tau-mask, --tau-pix). Without ground truth
-the preview shows image and masks only.
+semantic_2/ or samples_semantic/), the argmax of a noisy stand-in teacher distribution made from it (noise
+model: nerfseg.masks.noisy_teacher) and its fused pseudo-labels (--tau-mask, --tau-pix; default: the
+config's ssl.camera.fusion). Without ground truth the preview shows image and masks only.
 
 examples:
-  nerfseg masks data/sim --dataset semantickitti                       # superpixels, train split
-  nerfseg masks data/sim --dataset semantickitti --split val --preview 4
-  nerfseg masks /data/semantickitti --dataset semantickitti \\
-      --source sam --checkpoint weights/sam_vit_h_4b8939.pth --model-type vit_h --device cuda
-  nerfseg masks /data/nuscenes --dataset nuscenes --version v1.0-mini --split mini_train --cache /scratch/m
+  nerfseg masks data/sim                                               # superpixels, train split
+  nerfseg masks data/sim --split val --preview 4
+  nerfseg masks --config configs/synthetic/supervised.yaml             # data.root / dataset of the config
+  nerfseg masks --config configs/semantickitti/supervised.yaml --set data.root=/data/semantickitti \\
+      --set masks.source=sam --set masks.sam.checkpoint=weights/sam_vit_h_4b8939.pth \\
+      --set masks.sam.model_type=vit_h --set masks.sam.device=cuda
+  nerfseg masks /data/nuscenes --dataset nuscenes --version v1.0-mini --split mini_train \\
+      --set masks.cache_dir=/scratch/m --set masks.superpixel.method=slic
 """
 
 
@@ -31,31 +43,40 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "masks",
         help="precompute and cache SAM / superpixel masks for every camera image of a split",
-        description="Compute class-agnostic masks for every camera image of a dataset split and cache them.",
+        description="Compute class-agnostic masks for every camera image of a dataset split and cache them, "
+        "with the mask settings of a run config (--config, --set masks.KEY=VALUE).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("root", metavar="ROOT", help="dataset root folder")
+    parser.add_argument(
+        "root", metavar="ROOT", nargs="?", help="dataset root folder (default: data.root of --config)"
+    )
+    parser.add_argument(
+        "--config",
+        metavar="CONFIG",
+        help="run config (YAML preset) whose masks: and data: sections are used (default: built-in defaults)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, e.g. --set masks.source=sam (repeatable; as for `nerfseg train`)",
+    )
     parser.add_argument(
         "--dataset",
-        default="semantickitti",
         choices=DATASET_CHOICES,
-        help="dataset layout (default %(default)s)",
+        help="dataset layout (default: data.dataset of the config, semantickitti)",
     )
     parser.add_argument(
         "--split",
-        default="train",
         help="split whose camera images get masks: train, val, test (nuScenes v1.0-mini: mini_train, "
-        "mini_val) (default %(default)s)",
+        "mini_val) (default: data.train_split of the config, train)",
     )
-    parser.add_argument("--version", default="v1.0-trainval", help="nuScenes version (default %(default)s)")
     parser.add_argument(
-        "--source",
-        default="superpixel",
-        choices=["superpixel", "sam"],
-        help="mask source (default %(default)s: needs no weights)",
+        "--version", help="nuScenes version (default: data.version of the config, v1.0-trainval)"
     )
-    parser.add_argument("--cache", metavar="DIR", help="cache root (default ROOT/.nerfseg_cache/masks)")
     parser.add_argument(
         "--preview", type=int, default=0, metavar="N", help="write a preview PNG of the first N images"
     )
@@ -67,73 +88,31 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
-    sp = parser.add_argument_group("superpixel source (scikit-image)")
-    sp.add_argument(
-        "--method", default="felzenszwalb", choices=["felzenszwalb", "slic"], help="(default %(default)s)"
-    )
-    sp.add_argument("--scale", type=float, default=100.0, help="Felzenszwalb scale (default %(default)s)")
-    sp.add_argument("--sigma", type=float, default=0.8, help="pre-smoothing, pixels (default %(default)s)")
-    sp.add_argument(
-        "--min-size", type=int, default=50, help="Felzenszwalb minimum segment, pixels (default %(default)s)"
-    )
-    sp.add_argument("--n-segments", type=int, default=400, help="SLIC segments (default %(default)s)")
-    sp.add_argument("--compactness", type=float, default=10.0, help="SLIC compactness (default %(default)s)")
-
-    sam = parser.add_argument_group(
-        "SAM source (segment_anything; weights from a path you give, nothing downloaded)"
-    )
-    sam.add_argument(
-        "--checkpoint", default="", metavar="PATH", help="SAM checkpoint, e.g. sam_vit_h_4b8939.pth"
-    )
-    sam.add_argument(
-        "--model-type",
-        default="vit_h",
-        choices=["vit_h", "vit_l", "vit_b"],
-        help="must match the checkpoint (default %(default)s)",
-    )
-    sam.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default %(default)s)")
-    sam.add_argument("--points-per-side", type=int, default=32, help="(default %(default)s)")
-    sam.add_argument("--points-per-batch", type=int, default=64, help="(default %(default)s)")
-    sam.add_argument("--pred-iou-thresh", type=float, default=0.88, help="(default %(default)s)")
-    sam.add_argument("--stability-score-thresh", type=float, default=0.95, help="(default %(default)s)")
-
-    fu = parser.add_argument_group("preview fusion")
-    fu.add_argument(
-        "--tau-mask", type=float, default=0.4, help="min. mean class prob. of a mask (default %(default)s)"
-    )
-    fu.add_argument(
-        "--tau-pix", type=float, default=0.9, help="min. class prob. of a lone pixel (default %(default)s)"
-    )
+    fu = parser.add_argument_group("preview fusion (default: the config's ssl.camera.fusion)")
+    fu.add_argument("--tau-mask", type=float, help="min. mean class prob. of a mask")
+    fu.add_argument("--tau-pix", type=float, help="min. class prob. of a lone pixel")
     parser.set_defaults(func=run)
 
 
-def masks_config(args: argparse.Namespace):
-    """The MasksConfig the arguments describe (the same config training reads)."""
-    from nerfseg.masks.config import MasksConfig
-    from nerfseg.masks.sam import SamConfig
-    from nerfseg.masks.superpixel import SuperpixelConfig
+def run_config(args: argparse.Namespace):
+    """The run :class:`~nerfseg.config.Config` the arguments describe: ``--config`` (or the defaults) with
+    ``--set`` overrides, then ROOT / ``--dataset`` / ``--version`` / ``--split`` over its data section.
+    ``open_run_mask_cache`` of the result is the cache training opens from the same config."""
+    from nerfseg.config import DATASET_CHOICES as CONFIG_DATASETS
+    from nerfseg.config import load_config
+    from nerfseg.errors import ConfigError
 
-    return MasksConfig(
-        source=args.source,
-        superpixel=SuperpixelConfig(
-            method=args.method,
-            scale=args.scale,
-            sigma=args.sigma,
-            min_size=args.min_size,
-            n_segments=args.n_segments,
-            compactness=args.compactness,
-        ),
-        sam=SamConfig(
-            checkpoint=args.checkpoint,
-            model_type=args.model_type,
-            device=args.device,
-            points_per_side=args.points_per_side,
-            points_per_batch=args.points_per_batch,
-            pred_iou_thresh=args.pred_iou_thresh,
-            stability_score_thresh=args.stability_score_thresh,
-        ),
-        cache_dir=args.cache or "",
-    )
+    if args.root is None and args.config is None:
+        raise ConfigError("give the dataset ROOT or a --config whose data.root names it")
+    cfg = load_config(args.config, args.overrides)
+    data = cfg.data
+    data.root = args.root if args.root is not None else data.root
+    data.dataset = args.dataset or data.dataset
+    data.version = args.version or data.version
+    data.train_split = args.split or data.train_split
+    if data.dataset not in CONFIG_DATASETS:  # pragma: no cover - the config validated it
+        raise ConfigError(f"data.dataset must be one of {', '.join(CONFIG_DATASETS)}")
+    return cfg
 
 
 def _ensure_reporting(cache, image, write):
@@ -161,12 +140,17 @@ def run(args: argparse.Namespace) -> int:
 
     from nerfseg.data.datasets import open_dataset
     from nerfseg.errors import DataError
-    from nerfseg.masks.config import open_mask_cache
+    from nerfseg.masks.config import open_run_mask_cache
     from nerfseg.masks.preview import write_preview
 
-    options = {"version": args.version} if args.dataset == "nuscenes" else {}
-    dataset = open_dataset(args.dataset, args.root, args.split, load_images=False, **options)
-    cache = open_mask_cache(masks_config(args), args.root)
+    cfg = run_config(args)
+    data = cfg.data
+    fusion = cfg.ssl.camera.fusion
+    tau_mask = fusion.tau_mask if args.tau_mask is None else args.tau_mask
+    tau_pix = fusion.tau_pix if args.tau_pix is None else args.tau_pix
+    options = {"version": data.version} if data.dataset == "nuscenes" else {}
+    dataset = open_dataset(data.dataset, data.root, data.train_split, load_images=False, **options)
+    cache = open_run_mask_cache(cfg)
     source = cache.source
     cache.remove_stale_temporaries()
     preview_dir = Path(args.preview_dir) if args.preview_dir else cache.folder / "preview"
@@ -189,9 +173,9 @@ def run(args: argparse.Namespace) -> int:
                         image,
                         mask_ids,
                         camera,
-                        args.dataset,
-                        args.tau_mask,
-                        args.tau_pix,
+                        data.dataset,
+                        tau_mask,
+                        tau_pix,
                         seed=index,
                     )
                     previews += 1

@@ -12,7 +12,8 @@ LiDAR moving with the ego car and by ray-cast cameras. Labels are SemanticKITTI 
 SemanticKITTI layout (default): OUT/sequences/SS/{velodyne,labels,scribbles,image_2,semantic_2,depth_2}/,
 calib.txt, poses.txt, times.txt and times_image_2.txt (camera capture times). nuScenes layout
 (--format nuscenes): OUT/v1.0-mini/*.json, samples/LIDAR_TOP/*.pcd.bin, samples/CAM_*/*.jpg,
-lidarseg/v1.0-mini/*_lidarseg.bin.
+lidarseg/v1.0-mini/*_lidarseg.bin, and (our extension) samples_semantic/CAM_*/*.png (raw lidarseg class
+per pixel) and samples_depth/CAM_*/*.png (z-depth, mm).
 
 Parallax: by default the camera is mounted like KITTI's (0.27 m ahead of the LiDAR) and captures
 camera.time_offset_s (0.05 s) after the LiDAR sweep time; --no-parallax puts it at the LiDAR origin at the

@@ -106,7 +106,7 @@ def read_sam_state_dict(checkpoint: str | Path) -> dict:
     import torch
 
     if not str(checkpoint):
-        raise ConfigError("the SAM mask source needs a checkpoint: give --checkpoint PATH (nothing is "
+        raise ConfigError("the SAM mask source needs a checkpoint: set masks.sam.checkpoint=PATH (nothing is "
                           "downloaded)")
     path = Path(checkpoint)
     if not path.is_file():
@@ -161,7 +161,7 @@ def load_sam_model(
     if model_type not in builders:
         raise ConfigError(f"unknown SAM model type {model_type!r}; choose one of {sorted(builders)}")
     if str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"SAM device {device!r} requested but CUDA is not available; use --device cpu")
+        raise ConfigError(f"SAM device {device!r}: CUDA is not available; set masks.sam.device=cpu")
     state = read_sam_state_dict(checkpoint)
     with torch.device("meta"):  # shapes only: no memory, no random init
         skeleton = builders[model_type]()
@@ -229,7 +229,7 @@ class SamMasks(MaskSource):
         """
         path = Path(self.cfg.checkpoint)
         if not str(self.cfg.checkpoint):
-            raise ConfigError("the SAM mask source needs a checkpoint: give --checkpoint PATH")
+            raise ConfigError("the SAM mask source needs a checkpoint: set masks.sam.checkpoint=PATH")
         if not path.is_file():
             raise DataError(path, "SAM checkpoint not found (nothing is downloaded at run time)")
         params = ",".join(f"{k}={v!r}" for k, v in sorted(self.cfg.generator_kwargs().items()))
