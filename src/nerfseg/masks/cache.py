@@ -156,7 +156,7 @@ class MaskCache:
         if cached is None:
             raise DataError(
                 image_path if image_path is not None else self.entry_path(image),
-                f"no valid cached masks for this image in {self.folder} (run `nerfseg masks` on the dataset "
-                "with the same mask settings, or allow computing missing masks)",
+                f"no valid cached masks for this image in {self.folder} (run `nerfseg masks --config CONFIG` "
+                "with the run's config and --set overrides, or set masks.compute_missing=true)",
             )
         return cached
