@@ -26,29 +26,26 @@ def write_preview(
         path: output .png.
         image: (H, W, 3) uint8 RGB.
         mask_ids: (H, W) int32 mask ids.
-        camera: its CameraFrame; ``semantic_path`` (raw SemanticKITTI ids) enables the pseudo-label panels.
+        camera: its CameraFrame; ``semantic_path`` (raw ids of the dataset) enables the pseudo-label panels.
         dataset: dataset kind (picks the label map for the ground truth and class colours).
         tau_mask, tau_pix: fusion thresholds.
         seed: seed of the stand-in teacher's noise.
     """
     from nerfseg.viz.masks_preview import save_masks_preview
 
-    if camera.semantic_path is None or dataset == "nuscenes":
+    if camera.semantic_path is None:
         return save_masks_preview(path, image, mask_ids)
     import torch
 
-    from nerfseg.data.labelmaps import SEMANTICKITTI
-    from nerfseg.masks.noisy_teacher import (
-        TeacherNoiseConfig,
-        noisy_teacher_opacity,
-        noisy_teacher_probs,
-        read_raw_semantic_png,
-    )
+    from nerfseg.data.datasets import DatasetKind
+    from nerfseg.data.ground_truth import read_semantic_train
+    from nerfseg.masks.noisy_teacher import TeacherNoiseConfig, noisy_teacher_opacity, noisy_teacher_probs
     from nerfseg.ssl.fusion import fuse_pseudo_labels
 
-    labels = SEMANTICKITTI.to_train(read_raw_semantic_png(camera.semantic_path))
+    label_map = DatasetKind(dataset).label_map
+    labels = read_semantic_train(camera, label_map)
     probs = noisy_teacher_probs(
-        labels, SEMANTICKITTI.num_classes, TeacherNoiseConfig(), np.random.default_rng(seed)
+        labels, label_map.num_classes, TeacherNoiseConfig(), np.random.default_rng(seed)
     )
     opacity = noisy_teacher_opacity(labels)  # 0 where the ground truth has no class (sky)
     fused, _ = fuse_pseudo_labels(
@@ -60,6 +57,6 @@ def write_preview(
         mask_ids,
         probs=probs,
         pseudo_labels=fused.numpy(),
-        palette=SEMANTICKITTI.colors,
+        palette=label_map.colors,
         probs_title="noisy ground truth (stand-in teacher, argmax)",
     )
