@@ -84,11 +84,14 @@ class ProjectionConfig:
         min_votes: a mask needs at least this many projected points to vote.
         min_agreement: and its majority class needs this share of the votes.
         weight: weight of the projected pseudo-label cross-entropy.
+        oracle: diagnostic upper bound: each projected point takes the ground-truth ``semantic_2/`` class of
+            its pixel instead of its mask's vote (still wrong where parallax puts it on an occluder).
     """
 
     min_votes: int = 3
     min_agreement: float = 0.5
     weight: float = 1.0
+    oracle: bool = False
 
 
 @dataclass

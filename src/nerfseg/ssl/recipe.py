@@ -19,7 +19,8 @@ class Recipe:
         consistency: mean-teacher point pseudo-labels on the unlabeled scan's student view.
         lasermix: labeled and unlabeled scans mixed by laser inclination areas (teacher pseudo-labels on the
             unlabeled areas).
-        projection: unlabeled points labeled by projecting them into masks that vote with the teacher's classes.
+        projection: unlabeled points labeled by projecting them into masks that vote with the teacher's
+            classes.
         camera: the teacher renders camera rays, fused with masks into pixel pseudo-labels the student's
             rendered rays are trained on (DESIGN.md steps 8-10).
         geometry: the NeRF head's LiDAR-ray losses on every scan, labeled and unlabeled (DESIGN.md step 6).
