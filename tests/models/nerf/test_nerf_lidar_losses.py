@@ -131,3 +131,24 @@ def test_geometry_and_semantics_are_learned_from_lidar_rays(one_thread):
     assert float(error.median()) < 2 * VOXEL and not math.isnan(float(error.max()))
     accuracy = (out.probs.argmax(1) == test_batch.labels[keep]).float().mean()
     assert float(accuracy) > 0.9
+
+
+def test_lidar_rays_use_lidar_samples_per_ray_plus_the_surface_band():
+    batch, coords = _wall_scene(num_points=100)
+    cfg = NerfConfig(
+        lidar_rays_per_scan=16, samples_per_ray=200, lidar_samples_per_ray=24, lidar_surface_samples=6
+    )
+    head = NerfHead(cfg, feature_dim=8, num_classes=3).train()
+    seen = []
+    render_grid = head.render_grid
+
+    def spy(*args, **kwargs):
+        out = render_grid(*args, **kwargs)
+        seen.append(out.t.shape)
+        return out
+
+    head.render_grid = spy
+    feats = 0.1 * torch.randn(coords.shape[0], 8, generator=torch.Generator().manual_seed(0))
+    lidar_ray_losses(head, _seg_out(coords, feats), batch, torch.Generator().manual_seed(1))
+    # 24 stratified bins (25 edges) merged with the band's 6 bins (7 edges): 32 edges, 31 bins; never 200.
+    assert seen == [(32, 24 + 6 + 1)]

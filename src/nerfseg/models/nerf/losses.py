@@ -56,7 +56,9 @@ def lidar_ray_losses(
         ``semantic`` (mean -log P[label] over drawn labeled points; 0 when none), ``total`` (their weighted
         sum with cfg.lambda_depth / lambda_opacity / lambda_sem; the engine adds it to the loss) and
         ``num_rays``.
-        The ray of each point runs from the sensor origin to ``range + cfg.lidar_surface_margin``.
+        The ray of each point runs from the sensor origin to ``range + cfg.lidar_surface_margin``, sampled
+        with ``cfg.lidar_samples_per_ray`` stratified bins plus ``cfg.lidar_surface_samples`` around the
+        return.
     """
     cfg = head.cfg
     points = batch.points[:, :3]
@@ -67,7 +69,15 @@ def lidar_ray_losses(
     far = ranges + cfg.lidar_surface_margin
     near = torch.full_like(far, cfg.near)
     grid = head.build_volume(seg_out)
-    out = head.render_grid(grid, bundle, near=near, far=far, surface_depth=ranges, generator=generator)
+    out = head.render_grid(
+        grid,
+        bundle,
+        near=near,
+        far=far,
+        surface_depth=ranges,
+        generator=generator,
+        num_samples=cfg.lidar_samples_per_ray,
+    )
     zero = out.depth.new_zeros(())
     if drawn.numel() == 0:
         depth_loss = opacity_loss = zero
