@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -37,7 +38,6 @@ from nerfseg.data.datasets import open_dataset
 from nerfseg.geometry.rays import RayBundle, camera_rays
 from nerfseg.io_utils import atomic_write_text
 from nerfseg.models.nerf import NerfConfig, NerfHead, lidar_ray_losses
-from nerfseg.models.nerf.field import VoxelGrid
 from nerfseg.models.segmentor import LidarSegmentor, SegmentorConfig
 
 NUM_CLASSES = 19
@@ -65,6 +65,22 @@ def make_batch(data_root: str | None, num_scans: int, azimuth_steps: int) -> Poi
         )  # fmt: skip
     reader = open_dataset("semantickitti", data_root, "train", sequences=[0])
     return collate_samples([reader[i] for i in range(num_scans)])
+
+
+def git_commit() -> str:
+    """Short commit of the checkout the benchmark runs from ("+dirty" with uncommitted changes; "unknown"
+    outside git); a source archive may name it in a COMMIT file at its root."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "COMMIT").is_file():
+        return (root / "COMMIT").read_text().strip()
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
 
 
 def timed(fn) -> float:
@@ -126,7 +142,8 @@ def bench_render_throughput(batch, seg_cfg, nerf_cfg, repeats, num_rays):
     result = {}
 
     def camera_pass():
-        grid = VoxelGrid(coords, feats, out.voxel_size)
+        voxels = SimpleNamespace(coords=coords, feats=feats)
+        grid = head.build_volume(SimpleNamespace(voxel_features=voxels, voxel_size=out.voxel_size))
         r = head.render(grid, bundle, generator=gen)
         (r.probs.sum() + r.depth.sum()).backward()
         result["camera"] = (r.num_samples, r.num_evaluated, float(r.opacity.detach().mean()))
@@ -187,6 +204,7 @@ def main() -> int:
             + [".venv/bin/python", *sys.argv]
         ),
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+        "commit": git_commit(),
         "machine": f"{cpu_model()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
         "load_average_at_end": Path("/proc/loadavg").read_text().split()[:3],
         "points_per_step": int(batch.points.shape[0]),
@@ -220,8 +238,9 @@ def main() -> int:
         "",
         f"- command: `{record['command']}`",
         f"- machine: {record['machine']}",
-        f"- load average at the end: {record['load_average_at_end']} (CPU shared with other work)",
-        f"- date (UTC): {record['date_utc']}",
+        f"- load average at the end: {record['load_average_at_end']} (the machine is shared: other work was "
+        "running during the measurement, so absolute times are noisy; the overhead is measured round-robin)",
+        f"- date (UTC): {record['date_utc']}, commit {record['commit']}",
         f"- batch: {args.batch} scans ({record['scans']}), {record['points_per_step']} points, "
         f"{record['voxels_per_step']} voxels of {args.voxel_size} m, segmentor preset `{args.preset}`",
         f"- timings: best of {args.repeats}",
