@@ -48,7 +48,8 @@ def _rays_towards_slab(num_rays: int, seed: int = 0):
 
 
 def _analytic_head(**overrides) -> NerfHead:
-    cfg = NerfConfig(**{"near": 0.5, "far": 30.0, "samples_per_ray": 256, **overrides})
+    raw = {"volume_stride": 1, "volume_dilation": 0}  # the analytic grids are the render volume
+    cfg = NerfConfig(**{"near": 0.5, "far": 30.0, "samples_per_ray": 256, **raw, **overrides})
     head = NerfHead(cfg, feature_dim=1 + NUM_CLASSES, num_classes=NUM_CLASSES)
     head.field = SlabField()
     return head.eval()
@@ -102,7 +103,9 @@ def test_gradients_reach_voxel_features_through_the_mlp():
     coords, feats = _slab(feature_dim=8, requires_grad=True)
     torch.manual_seed(0)
     head = NerfHead(
-        NerfConfig(near=0.5, far=30.0, samples_per_ray=256), feature_dim=8, num_classes=NUM_CLASSES
+        NerfConfig(near=0.5, far=30.0, samples_per_ray=256, volume_stride=1, volume_dilation=0),
+        feature_dim=8,
+        num_classes=NUM_CLASSES,
     )
     origins, dirs, _ = _rays_towards_slab(64)
     out = head.render(VoxelGrid(coords, feats, VOXEL), RayBundle.from_rays(origins, dirs, 0))
@@ -119,7 +122,9 @@ def test_bf16_autocast_keeps_rendering_finite():
     coords, feats = _slab(feature_dim=8)
     torch.manual_seed(0)
     head = NerfHead(
-        NerfConfig(near=0.5, far=30.0, samples_per_ray=128), feature_dim=8, num_classes=NUM_CLASSES
+        NerfConfig(near=0.5, far=30.0, samples_per_ray=128, volume_stride=1, volume_dilation=0),
+        feature_dim=8,
+        num_classes=NUM_CLASSES,
     )
     origins, dirs, _ = _rays_towards_slab(16)
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -152,3 +157,34 @@ def test_invalid_config_names_the_key():
         NerfHead(NerfConfig(near=5.0, far=1.0), feature_dim=4, num_classes=2)
     with pytest.raises(ConfigError, match="model.nerf.samples_per_ray"):
         NerfHead(NerfConfig(samples_per_ray=0), feature_dim=4, num_classes=2)
+
+
+def test_early_ray_termination_matches_the_full_render():
+    coords, feats = _slab()
+    faint = feats.clone()
+    faint[coords[:, 2] < 0, 0] *= 1e-3  # half the slab semi-transparent: those rays never terminate early
+    origins, dirs, _ = _rays_towards_slab(60, seed=3)
+    dirs = torch.cat([dirs, -dirs[:10]])  # plus rays into empty space
+    origins = torch.cat([origins, origins[:10]])
+    bundle = RayBundle.from_rays(origins, dirs, 0)
+    for features in (feats, faint):
+        grid = VoxelGrid(coords, features, VOXEL)
+        full = _analytic_head(early_stop_transmittance=0.0).render_chunked(grid, bundle, chunk_rays=32)
+        early = _analytic_head(early_stop_transmittance=1e-3).render_chunked(grid, bundle, chunk_rays=32)
+        assert torch.allclose(early.opacity, full.opacity, atol=1e-3, rtol=0)
+        assert torch.allclose(early.depth, full.depth, atol=1e-3, rtol=0)
+        assert torch.allclose(early.probs, full.probs, atol=1e-3, rtol=0)
+        assert early.num_samples == full.num_samples
+    # A thick block (x from 10 m to 16 m): the samples behind its front face are never evaluated.
+    i, j, k = torch.meshgrid(
+        torch.arange(SLAB_FIRST, SLAB_FIRST + 30), torch.arange(-30, 30), torch.arange(-30, 30), indexing="ij"
+    )
+    block = torch.stack([torch.zeros_like(i), i, j, k], dim=-1).reshape(-1, 4)
+    block_feats = torch.zeros(block.shape[0], 1 + NUM_CLASSES)
+    block_feats[:, 0] = block_feats[:, 1 + 2] = 1.0
+    grid = VoxelGrid(block, block_feats, VOXEL)
+    full = _analytic_head(early_stop_transmittance=0.0).render_chunked(grid, bundle)
+    early = _analytic_head().render_chunked(grid, bundle)
+    assert torch.allclose(early.depth, full.depth, atol=1e-3, rtol=0)
+    assert torch.allclose(early.probs, full.probs, atol=1e-3, rtol=0)
+    assert early.num_evaluated < 0.25 * full.num_evaluated, (early.num_evaluated, full.num_evaluated)

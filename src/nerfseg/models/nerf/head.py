@@ -14,7 +14,12 @@ from torch import nn
 from nerfseg.errors import ConfigError
 from nerfseg.geometry.rays import RayBundle
 from nerfseg.models.nerf.field import SemanticDensityField, VoxelGrid
-from nerfseg.models.nerf.renderer import render_class_distribution, render_depth_opacity, render_weights
+from nerfseg.models.nerf.renderer import (
+    MAX_OPTICAL_DEPTH,
+    render_class_distribution,
+    render_depth_opacity,
+    render_weights,
+)
 from nerfseg.models.nerf.sampler import (
     band_edges,
     bin_midpoints,
@@ -23,6 +28,9 @@ from nerfseg.models.nerf.sampler import (
     stratified_edges,
 )
 from nerfseg.models.nerf.volume import render_volume, volume_channels
+
+EARLY_STOP_SEGMENT = 32
+"""Samples per ray evaluated between two early-termination checks of :meth:`NerfHead.render_chunked`."""
 
 
 @dataclass
@@ -47,6 +55,8 @@ class NerfConfig:
         lambda_depth, lambda_opacity, lambda_sem: weights of the LiDAR-ray losses inside ``total``.
         eps: the epsilon of P's normalisation and of the logarithms.
         chunk_rays: rays rendered at once when rendering whole images (memory bound).
+        early_stop_transmittance: no-grad renders (``render_chunked``, the teacher's) stop evaluating a ray's
+            samples once its transmittance is below this (early ray termination; 0 disables).
         volume_stride, volume_dilation: the render volume (:meth:`NerfHead.build_volume`,
             ``nerfseg.models.nerf.volume``): the segmentor's stride-1 voxel features mean-pooled into cells of
             ``volume_stride`` voxels per axis, then dilated by ``volume_dilation`` cells around the observed
@@ -74,6 +84,7 @@ class NerfConfig:
     lambda_sem: float = 1.0
     eps: float = 1e-6
     chunk_rays: int = 4096
+    early_stop_transmittance: float = 1e-3
     volume_stride: int = 2
     volume_dilation: int = 1
 
@@ -101,6 +112,7 @@ class NerfConfig:
             ),
             (0 < self.eps < 1, "eps", "must be in (0, 1)"),
             (self.chunk_rays >= 1, "chunk_rays", "must be >= 1"),
+            (0 <= self.early_stop_transmittance < 1, "early_stop_transmittance", "must be in [0, 1)"),
             (self.volume_stride >= 1, "volume_stride", "must be >= 1 (voxels per cell edge)"),
             (self.volume_dilation >= 0, "volume_dilation", "must be >= 0 (cells)"),
         ]
@@ -204,12 +216,27 @@ class NerfHead(nn.Module):
         num_samples: int | None = None,
     ) -> RenderOutput:
         """The same as :meth:`render` (kept under its older name)."""
-        ray_batch, origins, dirs = bundle.scan, bundle.origins, bundle.directions
         cfg = self.cfg
-        num_rays = origins.shape[0]
-        device = origins.device
-        origins = origins.float()
-        dirs = dirs.float()
+        num_rays = len(bundle)
+        ray_batch, origins, dirs = bundle.scan, bundle.origins.float(), bundle.directions.float()
+        edges = self._edges(grid, bundle, near, far, surface_depth, generator, num_samples)
+        t, deltas = bin_midpoints(edges)
+        sigma, logits, occupied = self._evaluate(grid, ray_batch, origins, dirs, t)
+        weights = render_weights(sigma, deltas)
+        depth, opacity = render_depth_opacity(weights, t)
+        num_samples_per_ray = t.shape[1]
+        probs = render_class_distribution(
+            weights.reshape(-1)[occupied], logits, occupied // num_samples_per_ray, num_rays, cfg.eps
+        )
+        return RenderOutput(probs, depth, opacity, weights, t, int(t.numel()), int(occupied.numel()))
+
+    def _edges(self, grid, bundle, near, far, surface_depth, generator, num_samples) -> torch.Tensor:
+        """(R, N + 1) bin edges of the rays, metres: stratified in [near, far] (default cfg.near / cfg.far),
+        plus the surface band around ``surface_depth`` and the importance pass where configured."""
+        cfg = self.cfg
+        num_rays = len(bundle)
+        device = bundle.device
+        ray_batch, origins, dirs = bundle.scan, bundle.origins.float(), bundle.directions.float()
         near = torch.full((num_rays,), cfg.near, device=device) if near is None else near.float()
         far = torch.full((num_rays,), cfg.far, device=device) if far is None else far.float()
         perturb = self.training
@@ -231,15 +258,50 @@ class NerfHead(nn.Module):
                 sigma, _, _ = self._evaluate(grid, ray_batch, origins, dirs, t)
                 coarse = render_weights(sigma, deltas)
             edges = importance_edges(edges, coarse, cfg.importance_samples, perturb, generator)
+        return edges
+
+    @torch.no_grad()
+    def _render_early_stop(
+        self, grid: VoxelGrid, bundle: RayBundle, edges: torch.Tensor, stop_transmittance: float
+    ) -> RenderOutput:
+        """Render without gradients front to back in segments of EARLY_STOP_SEGMENT samples, dropping a ray
+        once its transmittance falls below ``stop_transmittance``: the field is not evaluated behind the
+        point where the ray is spent. The weights left out sum to less than ``stop_transmittance`` per ray, so
+        opacity differs from the full render by less than that, depth by less than that times ``far`` and
+        P by about that over A. Same outputs as render_chunked (weights / t None)."""
+        cfg = self.cfg
         t, deltas = bin_midpoints(edges)
-        sigma, logits, occupied = self._evaluate(grid, ray_batch, origins, dirs, t)
-        weights = render_weights(sigma, deltas)
-        depth, opacity = render_depth_opacity(weights, t)
-        num_samples_per_ray = t.shape[1]
-        probs = render_class_distribution(
-            weights.reshape(-1)[occupied], logits, occupied // num_samples_per_ray, num_rays, cfg.eps
-        )
-        return RenderOutput(probs, depth, opacity, weights, t, int(t.numel()), int(occupied.numel()))
+        num_rays, num_bins = t.shape
+        origins, dirs = bundle.origins.float(), bundle.directions.float()
+        optical = t.new_zeros(num_rays)  # optical depth accumulated so far, sum sigma * delta
+        depth = t.new_zeros(num_rays)
+        opacity = t.new_zeros(num_rays)
+        numerator = t.new_zeros((num_rays, self.num_classes))
+        active = torch.arange(num_rays, device=t.device)
+        num_evaluated = 0
+        for start in range(0, num_bins, EARLY_STOP_SEGMENT):
+            if active.numel() == 0:
+                break
+            t_seg = t[active, start : start + EARLY_STOP_SEGMENT]
+            d_seg = deltas[active, start : start + EARLY_STOP_SEGMENT]
+            sigma, logits, occupied = self._evaluate(
+                grid, bundle.scan[active], origins[active], dirs[active], t_seg
+            )
+            tau = (sigma.float() * d_seg.float()).nan_to_num(nan=0.0).clamp(0.0, MAX_OPTICAL_DEPTH)
+            exclusive = torch.cumsum(torch.cat([torch.zeros_like(tau[:, :1]), tau[:, :-1]], dim=1), dim=1)
+            before = optical[active, None] + exclusive
+            weights = torch.exp(-before) * -torch.expm1(-tau)
+            depth[active] += (weights * t_seg).sum(dim=1)
+            opacity[active] += weights.sum(dim=1)
+            ray = active[occupied // t_seg.shape[1]]
+            numerator.index_add_(
+                0, ray, weights.reshape(-1)[occupied, None] * torch.softmax(logits.float(), dim=1)
+            )
+            optical[active] += tau.sum(dim=1)
+            num_evaluated += int(occupied.numel())
+            active = active[torch.exp(-optical[active]) >= stop_transmittance]
+        probs = numerator / (opacity[:, None] + cfg.eps)
+        return RenderOutput(probs, depth, opacity, None, None, int(t.numel()), num_evaluated)
 
     def _evaluate(
         self,
@@ -273,14 +335,18 @@ class NerfHead(nn.Module):
         num_samples: int | None = None,
         chunk_rays: int | None = None,
     ) -> RenderOutput:
-        """:meth:`render` without gradients, ``chunk_rays`` rays at a time (default cfg.chunk_rays), keeping
-        only probs, depth and opacity (weights / t are None). Arguments as :meth:`render`."""
+        """:meth:`render` without gradients (the teacher's render), ``chunk_rays`` rays at a time (default
+        cfg.chunk_rays), keeping only probs, depth and opacity (weights / t are None). Arguments as
+        :meth:`render`. With ``cfg.early_stop_transmittance > 0`` a ray stops evaluating the field once its
+        transmittance drops below it (early ray termination, :meth:`_render_early_stop`; ``num_evaluated``
+        counts only the samples evaluated); 0 renders every sample."""
         chunk = chunk_rays or self.cfg.chunk_rays
+        stop = self.cfg.early_stop_transmittance
         probs, depth, opacity = [], [], []
         num_samples_total = num_evaluated = 0
         for start in range(0, len(bundle), chunk):
             part = slice(start, start + chunk)
-            out = self.render_grid(
+            args = (
                 grid,
                 bundle[part],
                 None if near is None else near[part],
@@ -289,6 +355,10 @@ class NerfHead(nn.Module):
                 generator,
                 num_samples,
             )
+            if stop > 0:
+                out = self._render_early_stop(grid, args[1], self._edges(*args), stop)
+            else:
+                out = self.render_grid(*args)
             probs.append(out.probs)
             depth.append(out.depth)
             opacity.append(out.opacity)
