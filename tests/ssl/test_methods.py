@@ -14,6 +14,7 @@ from nerfseg.data.datasets import DatasetKind
 from nerfseg.data.loader import ResumableBatchSampler
 from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.engine.build import open_split
+from nerfseg.engine.checkpoint import load_checkpoint
 from nerfseg.engine.logging import read_metrics
 from nerfseg.engine.losses import SegmentationLoss
 from nerfseg.engine.step import train_step
@@ -92,8 +93,17 @@ def test_every_method_trains_and_logs_its_own_losses(sim_ssl_root, tmp_path, met
     if recipe_for(method).camera:
         assert records[-1]["train/render_rays"] > 0
         assert 0.0 <= records[-1]["train/render_pseudo_accuracy"] <= 1.0  # scored against semantic_2/
+    exported = load_checkpoint(tmp_path / "run" / "model.pt")
+    assert "nerf_head" not in exported and "teacher" not in exported
     if recipe_for(method).uses_teacher:
         assert 0.0 < records[-1]["train/ema_decay"] < 1.0
+        val = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "val_teacher/miou" in r]
+        assert val and val[-1]["val_teacher/miou"] == pytest.approx(result.val_miou)
+        assert exported["weights"] == "teacher"
+        teacher = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["teacher"]
+        assert all(torch.equal(exported["model"][k], v) for k, v in teacher.items())
+    else:
+        assert exported["weights"] == "student"
 
 
 class _RelabeledSource:

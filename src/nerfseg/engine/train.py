@@ -189,6 +189,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> Tr
             ckpt.save_checkpoint(ckpt_dir / f"step_{step_now:07d}.pt", payload)
 
     def run_validation(step_now: int) -> float | None:
+        """Validate the student (``val/``) and, with a teacher, the teacher too (``val_teacher/``); returns
+        the mIoU of the weights ``model.pt`` exports."""
         if val_source is None:
             return None
         scores = validate(state.model, val_source, cfg, device, progress=cfg.train.progress)
@@ -196,7 +198,12 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> Tr
         logger.log(
             step_now, dict(zip(scores.class_names, scores.per_class_iou.tolist(), strict=True)), "val_iou"
         )
-        return float(scores.miou)
+        if state.teacher is None:
+            return float(scores.miou)
+        teacher = validate(state.teacher["model"], val_source, cfg, device, progress=cfg.train.progress)
+        logger.log(step_now, {"miou": teacher.miou, "accuracy": teacher.accuracy}, prefix="val_teacher")
+        exports_teacher = ckpt.DEFAULT_EXPORT_WEIGHTS in ("auto", "teacher")  # model.pt's weights
+        return float(teacher.miou if exports_teacher else scores.miou)
 
     labeled_batches, unlabeled_batches, num_unlabeled = _streams(cfg, train_source, labeled, step)
     logger = RunLogger(run_dir, resume_step=step if resume else None)
@@ -244,7 +251,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> Tr
                 save(step)
         bar.close()
         val_miou = run_validation(step)
-        ckpt.save_checkpoint(run_dir / "model.pt", ckpt.inference_payload(ckpt.load_checkpoint(last_path)))
+        final = ckpt.load_checkpoint(last_path)
+        weights = ckpt.resolve_export_weights(final, ckpt.DEFAULT_EXPORT_WEIGHTS, last_path)
+        ckpt.save_checkpoint(run_dir / "model.pt", ckpt.inference_payload(final, weights, last_path))
     finally:
         logger.close()
     return TrainResult(step, last, val_miou, time.perf_counter() - started, run_dir)

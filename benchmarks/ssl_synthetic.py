@@ -1,0 +1,299 @@
+"""The synthetic semi-supervised benchmark: every method, the geometry control, a fully supervised reference
+and two oracle diagnostics, trained with one budget on the built-in simulator, for two rigs.
+
+Protocol (fixed; ``--quick`` is a subset):
+
+* front rig: SemanticKITTI layout, the KITTI-like front camera (sees about a quarter of the points).
+  ``--sequences 5`` (four training streets 00-03 and the validation street 08), 20 frames each, 2 s apart
+  (16 m at 8 m/s: consecutive scans show different parts of the street). 80 training scans.
+* ring rig: nuScenes layout (v1.0-mini scene names), six cameras around the car, 10 % only.
+* label fractions 2.5 % (2 scans of the front rig) and 10 % (8 scans); label subset seeded by the run seed,
+  so methods with the same seed share their labeled scans.
+* budget: 400 optimiser steps of batch 2 (+ 2 unlabeled scans for the semi-supervised methods), tiny
+  preset, one thread per run, equal for every method; seconds are reported.
+* methods: supervised, mean-teacher, lasermix, projection, nerf, nerf+mean-teacher, nerf+lasermix,
+  geometry, supervised at 100 % (reference), and the oracles nerf-oracle / projection-oracle (fed the
+  ground-truth semantic images instead of fused pseudo-labels: upper bounds, never results).
+
+Resumable run by run: a run already in ``DIR/ssl_synthetic.json`` is skipped, an interrupted run resumes from
+its checkpoint. Writes ``DIR/ssl_synthetic.json`` (``{"protocol", "environment", "runs": [{"method",
+"fraction", "seed", "rig", "miou", "pseudo_label_accuracy", "seconds"}]}``) and ``DIR/ssl_synthetic.md``
+(mean +- std per rig, fraction and method) after every run.
+
+    .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --quick          # < 30 min on 2 cores
+    .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --seeds 0,1,2 --jobs 2
+    .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl2 --data-seed 7 --sim-set lidar.beams=32
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PRESETS = REPO / "configs" / "synthetic"
+NERFSEG = [sys.executable, "-m", "nerfseg"]
+
+
+@dataclass(frozen=True)
+class Rig:
+    name: str
+    layout: str  # simulate --format
+    dataset: str
+    sequences: int
+    frames: int
+    sim_set: tuple[str, ...]
+    extra: tuple[str, ...]  # --set of every run on this rig
+
+
+RIGS = {
+    "front": Rig("front", "semantickitti", "semantickitti", 5, 20, ("frame_interval_s=2.0",), ()),
+    "ring": Rig(
+        "ring", "nuscenes", "nuscenes", 4, 20, ("nuscenes.keyframe_interval_s=2.0",),
+        (
+            "data.dataset=nuscenes", "data.version=v1.0-mini", "data.train_split=mini_train",
+            "data.val_split=mini_val", "ssl.camera.cameras_per_scan=2", "ssl.lasermix.pitch_min=-30",
+            "ssl.lasermix.pitch_max=10",
+        ),
+    ),
+}
+
+# method name in the table -> (preset file, extra --set)
+METHODS = {
+    "supervised": ("supervised.yaml", ()),
+    "mean-teacher": ("mean_teacher.yaml", ()),
+    "lasermix": ("lasermix.yaml", ()),
+    "projection": ("projection.yaml", ()),
+    "nerf": ("nerf.yaml", ()),
+    "nerf+mean-teacher": ("nerf_mt.yaml", ()),
+    "nerf+lasermix": ("nerf_lasermix.yaml", ()),
+    "geometry": ("geometry.yaml", ()),
+    "nerf-oracle": ("nerf.yaml", ("ssl.camera.oracle=true",)),
+    "projection-oracle": ("projection.yaml", ("ssl.projection.oracle=true",)),
+}
+PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
+    "mean-teacher": "train/consistency_pseudo_accuracy",
+    "lasermix": "train/consistency_pseudo_accuracy",
+    "projection": "train/projection_pseudo_accuracy",
+    "projection-oracle": "train/projection_pseudo_accuracy",
+    "nerf": "train/render_pseudo_accuracy",
+    "nerf+mean-teacher": "train/render_pseudo_accuracy",
+    "nerf+lasermix": "train/render_pseudo_accuracy",
+    "nerf-oracle": "train/render_pseudo_accuracy",
+}
+
+
+def plan(quick: bool, seeds: list[int], fractions: list[float], rigs: list[str], methods: list[str] | None):
+    """(rig, method, fraction, seed) of every run of the protocol."""
+    if quick:
+        return [("front", m, 0.1, seeds[0]) for m in ("supervised", "projection", "nerf")]
+    runs = []
+    for rig in rigs:
+        rig_fractions = fractions if rig == "front" else [0.1]
+        for seed in seeds:
+            for fraction in rig_fractions:
+                for method in methods or METHODS:
+                    runs.append((rig, method, fraction, seed))
+            if not methods or "supervised" in methods:
+                runs.append((rig, "supervised", 1.0, seed))
+    return runs
+
+
+def environment() -> dict:
+    import torch
+
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain", "src", "configs"], cwd=REPO, capture_output=True,
+                           text=True).stdout.strip()
+    return {
+        "commit": commit.strip() + ("+uncommitted" if dirty else ""),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "logical_cpus": os.cpu_count(),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+    }
+
+
+def run_command(args: list[str], log: Path) -> None:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE",
+               PYTHONPATH=str(REPO / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    with open(log, "a") as f:
+        done = subprocess.run(args, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed (exit {done.returncode}); see {log}")
+
+
+def prepare_data(out: Path, rig: Rig, data_seed: int, sim_set: list[str]) -> Path:
+    """Simulate the rig's dataset and fill its mask cache (once; reused by every run)."""
+    root = out / "data" / rig.name
+    done = root / ".ready"
+    if done.exists():
+        return root
+    args = [*NERFSEG, "simulate", str(root), "--format", rig.layout, "--frames", str(rig.frames),
+            "--sequences", str(rig.sequences), "--seed", str(data_seed), "--no-progress"]
+    for s in (*rig.sim_set, *sim_set):
+        args += ["--set", s]
+    if root.exists():
+        import shutil
+
+        shutil.rmtree(root)
+    run_command(args, out / "simulate.log")
+    split = "train" if rig.dataset != "nuscenes" else "mini_train"
+    masks = [*NERFSEG, "masks", str(root), "--dataset", rig.dataset, "--split", split, "--no-progress"]
+    if rig.dataset == "nuscenes":
+        masks += ["--version", "v1.0-mini"]
+    run_command(masks, out / "masks.log")
+    done.write_text("ok\n")
+    return root
+
+
+def train_run(out: Path, root: Path, rig: Rig, method: str, fraction: float, seed: int, steps: int) -> dict:
+    preset, extra = METHODS[method]
+    name = f"{rig.name}_{method}_{fraction:g}_s{seed}"
+    run_dir = out / "runs" / name
+    sets = [
+        f"data.root={root}", f"data.label_fraction={fraction}", f"data.label_seed={seed}",
+        f"train.seed={seed}", f"train.max_steps={steps}", "train.num_threads=1", "train.progress=false",
+        "data.num_workers=1", "train.val_every=0", *rig.extra, *extra,
+    ]
+    args = [*NERFSEG, "train", str(PRESETS / preset), "--out", str(run_dir)]
+    if (run_dir / "checkpoints" / "last.pt").exists() and not (run_dir / "model.pt").exists():
+        args = [*NERFSEG, "train", "--resume", str(run_dir)]
+    elif (run_dir / "model.pt").exists():
+        args = None
+    started = time.perf_counter()
+    if args is not None:
+        for s in sets:
+            args += ["--set", s]
+        run_command(args, out / "runs" / f"{name}.log")
+    seconds = time.perf_counter() - started
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    val = [r for r in records if "val/miou" in r]
+    train_records = [r for r in records if "train/loss" in r]
+    key = PSEUDO_KEYS.get(method)
+    accuracy = None
+    if key:
+        half = [r[key] for r in train_records[len(train_records) // 2:] if key in r]
+        accuracy = float(statistics.fmean(half)) if half else None
+    step_seconds = [r["train/sec_per_step"] for r in train_records if "train/sec_per_step" in r]
+    return {
+        "method": method, "fraction": fraction, "seed": seed, "rig": rig.name,
+        "miou": float(val[-1]["val/miou"]), "pseudo_label_accuracy": accuracy,
+        "seconds": round(seconds if args is not None else _logged_seconds(step_seconds, steps), 1),
+        "sec_per_step": round(statistics.fmean(step_seconds), 3) if step_seconds else None,
+    }
+
+
+def _logged_seconds(step_seconds: list[float], steps: int) -> float:
+    """Run time of a run finished earlier, from its logged seconds per step."""
+    return statistics.fmean(step_seconds) * steps if step_seconds else 0.0
+
+
+def write_results(out: Path, protocol: dict, env: dict, runs: list[dict]) -> None:
+    from nerfseg.io_utils import atomic_write_text
+
+    atomic_write_text(out / "ssl_synthetic.json",
+                      json.dumps({"protocol": protocol, "environment": env, "runs": runs}, indent=1) + "\n")
+    atomic_write_text(out / "ssl_synthetic.md", markdown(protocol, env, runs))
+
+
+def markdown(protocol: dict, env: dict, runs: list[dict]) -> str:
+    lines = [
+        "# Synthetic semi-supervised benchmark",
+        "",
+        f"Commit {env['commit']}, {env['date']}, torch {env['torch']}, {env['logical_cpus']} logical CPUs. "
+        f"Protocol: {json.dumps(protocol)}",
+        "",
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for r in runs:
+        groups.setdefault((r["rig"], r["fraction"], r["method"]), []).append(r)
+    for rig in sorted({k[0] for k in groups}):
+        lines += [
+            f"## {rig} rig (val mIoU %, mean +- std over seeds)",
+            "",
+            "| fraction | method | seeds | mIoU | pseudo-label acc. | s / run |",
+            "|---|---|---|---|---|---|",
+        ]
+        for (r_rig, fraction, method), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2])):
+            if r_rig != rig:
+                continue
+            mious = [100 * i["miou"] for i in items]
+            std = statistics.stdev(mious) if len(mious) > 1 else 0.0
+            accs = [i["pseudo_label_accuracy"] for i in items if i["pseudo_label_accuracy"] is not None]
+            acc = f"{100 * statistics.fmean(accs):.1f} %" if accs else "-"
+            secs = statistics.fmean(i["seconds"] for i in items)
+            mean = statistics.fmean(mious)
+            lines.append(f"| {100 * fraction:g} % | {method} | {len(items)} | {mean:.2f} +- {std:.2f} "
+                         f"| {acc} "
+                         f"| {secs:.0f} |")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--quick", action="store_true", help="supervised, projection, nerf: 10 %%, 1 seed")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--fractions", default="0.025,0.1")
+    parser.add_argument("--rigs", default="front,ring")
+    parser.add_argument("--methods", default="", help="comma list (default: all)")
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--sim-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="simulator setting passed to `nerfseg simulate --set` (repeatable)")
+    parser.add_argument("--jobs", type=int, default=2, help="runs in parallel, one thread each")
+    args = parser.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    fractions = [float(f) for f in args.fractions.split(",")]
+    rigs = [r for r in args.rigs.split(",") if r]
+    methods = [m for m in args.methods.split(",") if m] or None
+    todo = plan(args.quick, seeds, fractions, rigs, methods)
+    protocol = {
+        "rigs": {name: RIGS[name].__dict__ for name in sorted({t[0] for t in todo})},
+        "data_seed": args.data_seed, "sim_set": args.sim_set, "steps": args.steps, "batch_size": 2,
+        "preset": "tiny (configs/synthetic)", "seeds": seeds, "fractions": sorted({t[2] for t in todo}),
+        "quick": args.quick,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "ssl_synthetic.json"
+    runs = json.loads(results_path.read_text())["runs"] if results_path.exists() else []
+    done = {(r["rig"], r["method"], r["fraction"], r["seed"]) for r in runs}
+    env = environment()
+    roots = {
+        name: prepare_data(args.out, RIGS[name], args.data_seed, args.sim_set) for name in protocol["rigs"]
+    }
+    pending = [t for t in todo if t not in done]
+    print(f"{len(todo)} runs in the protocol, {len(pending)} to do", flush=True)
+
+    def one(task):
+        rig, method, fraction, seed = task
+        result = train_run(args.out, roots[rig], RIGS[rig], method, fraction, seed, args.steps)
+        print(f"{rig} {method} {fraction:g} seed {seed}: mIoU {100 * result['miou']:.2f} % "
+              f"({result['seconds']:.0f} s)", flush=True)
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+        for result in pool.map(one, pending):
+            runs.append(result)
+            write_results(args.out, protocol, env, runs)
+    write_results(args.out, protocol, env, runs)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
