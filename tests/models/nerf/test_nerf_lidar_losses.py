@@ -14,7 +14,6 @@ from nerfseg.data.collate import PointBatch
 from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.geometry.rays import RayBundle
 from nerfseg.models.nerf import NerfConfig, NerfHead, lidar_ray_losses
-from nerfseg.models.nerf.field import VoxelGrid
 from nerfseg.models.nerf.losses import draw_points_per_scan
 
 VOXEL = 0.2
@@ -125,7 +124,7 @@ def test_geometry_and_semantics_are_learned_from_lidar_rays(one_thread):
     dirs = points / ranges[:, None]
     with torch.no_grad():
         bundle = RayBundle.from_rays(torch.zeros_like(points), dirs, 0)
-        out = head.render(VoxelGrid(coords, feats, VOXEL), bundle, far=ranges + 5.0)
+        out = head.render(head.build_volume(_seg_out(coords, feats)), bundle, far=ranges + 5.0)
     error = (out.depth / out.opacity.clamp_min(1e-6) - ranges).abs()
     assert float(out.opacity.mean()) > 0.9
     assert float(error.median()) < 2 * VOXEL and not math.isnan(float(error.max()))

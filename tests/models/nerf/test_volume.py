@@ -69,3 +69,31 @@ def test_head_build_volume_feeds_the_field():
     assert head.field.trunk[0].in_features == 8 + 2 + 3 + 6 * head.cfg.pe_frequencies
     raw = NerfHead(NerfConfig(volume_stride=1, volume_dilation=0), feature_dim=8, num_classes=3)
     assert raw.build_volume(Out()).coords.shape[0] == 2
+
+
+def test_stacked_grid_reads_coarse_and_fine_features_at_the_sample():
+    from nerfseg.models.nerf.field import StackedVoxelGrid, VoxelGrid, trilinear_features
+
+    gen = torch.Generator().manual_seed(0)
+    fine_coords = torch.cat(
+        [torch.zeros(40, 1, dtype=torch.int64), torch.randint(-6, 6, (40, 3), generator=gen)], 1
+    )
+    fine_coords = torch.unique(fine_coords, dim=0)
+    fine_feats = torch.randn(fine_coords.shape[0], 3, generator=gen)
+    coords, feats, cell = render_volume(fine_coords, fine_feats, 0.15, 2, 1)
+    stacked = StackedVoxelGrid(VoxelGrid(coords, feats, cell), VoxelGrid(fine_coords, fine_feats, 0.15))
+    positions = (torch.rand(200, 3, generator=gen) - 0.5) * 1.8
+    batch = torch.zeros(200, dtype=torch.int64)
+    keys, frac = stacked.base_keys(positions, batch)
+    got = stacked.interpolate(keys, frac)
+    want = torch.cat(
+        [
+            trilinear_features(coords, feats, cell, positions, batch),
+            trilinear_features(fine_coords, fine_feats, 0.15, positions, batch),
+        ],
+        dim=1,
+    )
+    assert torch.allclose(got, want, atol=1e-5)
+    cfg = NerfConfig(volume_stride=2, volume_dilation=1, volume_fine_features=True)
+    head = NerfHead(cfg, feature_dim=3, num_classes=2)
+    assert head.field.trunk[0].in_features == 3 + 2 + 3 + 3 + 6 * head.cfg.pe_frequencies

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nerfseg.sparse.hashing import VoxelHash, pack_keys
+from nerfseg.sparse.hashing import VoxelHash, pack_keys, unpack_keys
 
 # The 8 corner offsets o in {0,1}^3, ordered x-major: (0,0,0), (0,0,1), (0,1,0), ..., (1,1,1).
 CORNER_OFFSETS = torch.tensor([[x, y, z] for x in (0, 1) for y in (0, 1) for z in (0, 1)], dtype=torch.int64)
@@ -181,3 +181,43 @@ class SemanticDensityField(nn.Module):
         hidden = self.trunk(torch.cat([features, encoding], dim=1))
         sigma = F.softplus(self.density(hidden).squeeze(1).float())
         return sigma, self.semantics(hidden)
+
+
+class StackedVoxelGrid:
+    """A coarse render volume with the fine stride-1 voxel features read beside it.
+
+    The coarse grid decides occupancy (its support is what a camera ray can stop on); at every occupied sample
+    the features are ``[coarse interpolation (Fc), fine interpolation (Ff)]`` (fine voxels missing around the
+    sample contribute zero), so the field sees where within a coarse cell the LiDAR surface lies. Same lookups
+    as :class:`VoxelGrid` (``base_keys`` / ``occupied`` / ``interpolate`` on the coarse grid's keys).
+    """
+
+    def __init__(self, coarse: VoxelGrid, fine: VoxelGrid):
+        self.coarse = coarse
+        self.fine = fine
+        self.coords = coarse.coords
+        self.voxel_size = coarse.voxel_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.coarse.device
+
+    def base_keys(self, positions: torch.Tensor, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coarse base keys (S,) and fractions (S, 3) (as :meth:`VoxelGrid.base_keys`)."""
+        return self.coarse.base_keys(positions, batch)
+
+    def occupied(self, base_keys: torch.Tensor) -> torch.Tensor:
+        """(S,) bool: the coarse cell has an occupied corner."""
+        return self.coarse.occupied(base_keys)
+
+    def interpolate(self, base_keys: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+        """(S,) coarse keys, (S, 3) fractions -> (S, Fc + Ff): coarse and fine trilinear features.
+
+        The sample position is recovered from key and fraction: ``(base + 0.5 + frac) * coarse voxel size``.
+        """
+        coarse = self.coarse.interpolate(base_keys, frac)
+        coords = unpack_keys(base_keys)
+        positions = (coords[:, 1:].to(frac.dtype) + 0.5 + frac) * self.coarse.voxel_size
+        fine_keys, fine_frac = self.fine.base_keys(positions, coords[:, 0])
+        fine = self.fine.interpolate(fine_keys, fine_frac)
+        return torch.cat([coarse, fine.to(coarse.dtype)], dim=1)

@@ -13,7 +13,7 @@ from torch import nn
 
 from nerfseg.errors import ConfigError
 from nerfseg.geometry.rays import RayBundle
-from nerfseg.models.nerf.field import SemanticDensityField, VoxelGrid
+from nerfseg.models.nerf.field import SemanticDensityField, StackedVoxelGrid, VoxelGrid
 from nerfseg.models.nerf.renderer import (
     MAX_OPTICAL_DEPTH,
     render_class_distribution,
@@ -27,7 +27,7 @@ from nerfseg.models.nerf.sampler import (
     merge_edges,
     stratified_edges,
 )
-from nerfseg.models.nerf.volume import render_volume, volume_channels
+from nerfseg.models.nerf.volume import is_raw, render_volume, volume_channels
 
 EARLY_STOP_SEGMENT = 32
 """Samples per ray evaluated between two early-termination checks of :meth:`NerfHead.render_chunked`."""
@@ -61,8 +61,11 @@ class NerfConfig:
             ``nerfseg.models.nerf.volume``): the segmentor's stride-1 voxel features mean-pooled into cells of
             ``volume_stride`` voxels per axis, then dilated by ``volume_dilation`` cells around the observed
             ones. 1 / 0 reads the raw stride-1 voxels, which leave gaps between LiDAR scan lines that camera
-            rays slip through. Default 2 / 1 (0.3 m cells on the 0.15 m synthetic preset, dilated by one):
-            chosen by measurement, see benchmarks/results/camera_coverage.md.
+            rays slip through. Default 1 / 0 for now: 2 / 1 (0.3 m cells on the 0.15 m synthetic preset,
+            dilated by one) raises camera coverage from 89 % to 99 % but its median depth error after 200
+            steps is 0.76 m against 0.24 m (benchmarks/results/camera_coverage.md): opt-in until fixed.
+        volume_fine_features: also read the stride-1 voxel features beside the coarse volume's (the field
+            sees where inside a cell the LiDAR surface lies; occupancy stays the coarse volume's).
     """
 
     enabled: bool = False
@@ -85,8 +88,9 @@ class NerfConfig:
     eps: float = 1e-6
     chunk_rays: int = 4096
     early_stop_transmittance: float = 1e-3
-    volume_stride: int = 2
-    volume_dilation: int = 1
+    volume_stride: int = 1
+    volume_dilation: int = 0
+    volume_fine_features: bool = False
 
     def validate(self) -> NerfConfig:
         """Raise ConfigError naming the first invalid key (as ``model.nerf.KEY``); return self."""
@@ -153,7 +157,7 @@ class NerfHead(nn.Module):
         self.feature_dim = feature_dim
         self.num_classes = num_classes
         self.field = SemanticDensityField(
-            volume_channels(feature_dim, cfg.volume_stride, cfg.volume_dilation),
+            volume_channels(feature_dim, cfg.volume_stride, cfg.volume_dilation, cfg.volume_fine_features),
             num_classes,
             width=cfg.mlp_width,
             depth=cfg.mlp_depth,
@@ -162,7 +166,7 @@ class NerfHead(nn.Module):
             density_bias=cfg.density_bias,
         )
 
-    def build_volume(self, seg_out) -> VoxelGrid:
+    def build_volume(self, seg_out) -> VoxelGrid | StackedVoxelGrid:
         """The volume this head renders through, built from the segmentor's output (once per batch).
 
         Args:
@@ -172,13 +176,18 @@ class NerfHead(nn.Module):
         Returns:
             a :class:`VoxelGrid` of cells ``cfg.volume_stride * voxel_size`` metres wide, dilated by
             ``cfg.volume_dilation`` cells, with ``volume_channels(F, ...)`` features (see
-            ``nerfseg.models.nerf.volume``); differentiable with respect to the voxel features.
+            ``nerfseg.models.nerf.volume``); differentiable with respect to the voxel features. With
+            ``cfg.volume_fine_features`` a :class:`StackedVoxelGrid` that also reads the stride-1 features.
         """
+        cfg = self.cfg
         voxels = seg_out.voxel_features
         coords, feats, cell = render_volume(
-            voxels.coords, voxels.feats, seg_out.voxel_size, self.cfg.volume_stride, self.cfg.volume_dilation
+            voxels.coords, voxels.feats, seg_out.voxel_size, cfg.volume_stride, cfg.volume_dilation
         )
-        return VoxelGrid(coords, feats, cell)
+        grid = VoxelGrid(coords, feats, cell)
+        if cfg.volume_fine_features and not is_raw(cfg.volume_stride, cfg.volume_dilation):
+            return StackedVoxelGrid(grid, VoxelGrid(voxels.coords, voxels.feats, seg_out.voxel_size))
+        return grid
 
     def render(
         self,

@@ -31,9 +31,12 @@ def is_raw(stride: int, dilation: int) -> bool:
     return stride == 1 and dilation == 0
 
 
-def volume_channels(feature_dim: int, stride: int, dilation: int) -> int:
-    """Feature channels of the render volume built from ``feature_dim``-channel voxels."""
-    return feature_dim if is_raw(stride, dilation) else feature_dim + EXTRA_CHANNELS
+def volume_channels(feature_dim: int, stride: int, dilation: int, fine_features: bool = False) -> int:
+    """Feature channels the field reads from a render volume built from ``feature_dim``-channel voxels
+    (``fine_features``: the stride-1 features read beside the volume's, see ``NerfConfig``)."""
+    if is_raw(stride, dilation):
+        return feature_dim
+    return 2 * feature_dim + EXTRA_CHANNELS if fine_features else feature_dim + EXTRA_CHANNELS
 
 
 def pool_voxels(
