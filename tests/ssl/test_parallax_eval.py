@@ -22,6 +22,7 @@ from nerfseg.ssl.parallax_eval import (
     DEPTH_BANDS,
     band_counts,
     band_index,
+    band_medians,
     band_rates,
     depth_agrees,
     occluded_points,
@@ -162,3 +163,11 @@ def test_band_counts_are_additive_and_ordered(rows, split):
     assert bool((total[:, 2] <= total[:, 1]).all() and (total[:, 1] <= total[:, 0]).all())
     in_bands = ((d >= DEPTH_BANDS[0]) & (d < DEPTH_BANDS[-1])).sum().item()
     assert total[:, 0].sum().item() == in_bands
+
+
+def test_band_medians():
+    d = torch.tensor([1.0, 2.0, 3.0, 25.0, 70.0])
+    v = torch.tensor([0.5, -1.0, 4.0, 2.0, 100.0])  # the 70 m point lies outside every band
+    got = band_medians(d, v)
+    assert got[:2] == [0.5, 2.0] and math.isnan(got[2])
+    assert got[3] == 0.5  # lower median of (-1, 0.5, 2, 4)

@@ -171,3 +171,24 @@ def band_rates(counts: torch.Tensor, edges: Sequence[float] = DEPTH_BANDS) -> li
         {"band": name, "points": p, "covered": c, "wrong": w, "coverage": share(c, p), "error": share(w, c)}
         for name, (p, c, w) in zip(names, rows, strict=True)
     ]
+
+
+def band_medians(
+    distance: torch.Tensor, values: torch.Tensor, edges: Sequence[float] = DEPTH_BANDS
+) -> list[float]:
+    """Median of ``values`` per band (lower median, as ``torch.median``), then over all bands; NaN for an
+    empty band.
+
+    Args:
+        distance: (N,) camera -> point distance, metres (picks the band).
+        values: (N,) e.g. signed rendered-depth errors in metres.
+        edges: B + 1 band edges in metres.
+    Returns:
+        B + 1 floats.
+    """
+    if distance.shape != values.shape or distance.ndim != 1:
+        raise ValueError(f"band_medians: expected two (N,) tensors, got {tuple(distance.shape)}, "
+                         f"{tuple(values.shape)}")
+    band = band_index(distance, edges)
+    picks = [band == b for b in range(len(edges) - 1)] + [band >= 0]
+    return [float(values[p].median()) if bool(p.any()) else math.nan for p in picks]
