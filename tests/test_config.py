@@ -15,6 +15,7 @@ from nerfseg.config import (
     load_config,
 )
 from nerfseg.errors import ConfigError
+from nerfseg.ssl.config import Method
 
 PRESETS = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
 
@@ -110,8 +111,8 @@ def test_apply_override_sets_nested_segmentor_field():
 
 def test_base_presets_merge_section_by_section(tmp_path):
     root = Path(__file__).resolve().parents[1] / "configs"
-    derived = load_config(root / "semantickitti" / "supervised_10pct.yaml")
-    base = load_config(root / "semantickitti" / "supervised.yaml")
+    derived = load_config(root / "nuscenes" / "supervised_10pct.yaml")
+    base = load_config(root / "nuscenes" / "supervised.yaml")
     assert derived.data.label_fraction == 0.1
     derived.data.label_fraction = base.data.label_fraction
     assert derived == base
@@ -122,3 +123,17 @@ def test_base_presets_merge_section_by_section(tmp_path):
     (tmp_path / "c.yaml").write_text("base: missing.yaml\n")
     with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
         load_config(tmp_path / "c.yaml")
+
+
+def test_every_preset_loads_and_names_existing_split_files():
+    repo = Path(__file__).resolve().parents[1]
+    presets = sorted((repo / "configs").rglob("*.yaml"))
+    assert len(presets) >= 3 * 8 * 5
+    methods = set()
+    for preset in presets:
+        cfg = load_config(preset)
+        methods.add((preset.parent.name, cfg.method.value))
+        if cfg.data.labeled_split:
+            assert (repo / cfg.data.labeled_split).is_file(), preset
+    for dataset in ("semantickitti", "scribblekitti", "nuscenes", "synthetic"):
+        assert {m for d, m in methods if d == dataset} == {m.value for m in Method}, dataset

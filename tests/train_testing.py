@@ -11,3 +11,19 @@ TINY_SEGMENTOR_OVERRIDES = [
     "model.segmentor.point_hidden=16",
 ]
 """`--set` keys that shrink the segmentor to a two-level, 8-16 channel U-Net for fast tests."""
+
+SMALL_HEAD_OVERRIDES = [
+    "model.nerf.lidar_rays_per_scan=64",
+    "model.nerf.samples_per_ray=48",
+    "model.nerf.lidar_samples_per_ray=24",
+    "model.nerf.mlp_width=16",
+    "model.nerf.far=40",
+    "ssl.camera.stride=8",
+    "ssl.camera.sampler.budget=128",
+    "ssl.camera.tau_opacity=0.0",  # a fresh head is nearly transparent: let the test rays through
+    "ssl.camera.fusion.tau_mask=0.0",
+    "ssl.pseudo.threshold=0.0",
+    "ssl.projection.min_votes=1",
+]
+"""`--set` keys that shrink the NeRF head and the camera-ray budget and open every gate (a fresh head is
+nearly transparent), so every method runs its whole path in a two-step test."""

@@ -22,21 +22,7 @@ from nerfseg.engine.streams import CameraInputs, UnlabeledDataset, collate_unlab
 from nerfseg.engine.train import build_state, labeled_indices, train
 from nerfseg.ssl.config import Method
 from nerfseg.ssl.recipe import recipe_for
-from train_testing import TINY_SEGMENTOR_OVERRIDES
-
-SMALL_HEAD = [
-    "model.nerf.lidar_rays_per_scan=64",
-    "model.nerf.samples_per_ray=48",
-    "model.nerf.lidar_samples_per_ray=24",
-    "model.nerf.mlp_width=16",
-    "model.nerf.far=40",
-    "ssl.camera.stride=8",
-    "ssl.camera.sampler.budget=128",
-    "ssl.camera.tau_opacity=0.0",  # a fresh head is nearly transparent: let the test rays through
-    "ssl.camera.fusion.tau_mask=0.0",
-    "ssl.pseudo.threshold=0.0",
-    "ssl.projection.min_votes=1",
-]
+from train_testing import SMALL_HEAD_OVERRIDES, TINY_SEGMENTOR_OVERRIDES
 
 EXPECTED_TERMS = {
     Method.SUPERVISED: {"supervised"},
@@ -72,7 +58,7 @@ def _cfg(root, method: Method, steps: int = 2, extra: tuple[str, ...] = ()):
             "train.num_threads=1",
             "train.lr=0.001",
             *TINY_SEGMENTOR_OVERRIDES,
-            *SMALL_HEAD,
+            *SMALL_HEAD_OVERRIDES,
             *extra,
         ],
     )
