@@ -47,6 +47,8 @@ def build_model(cfg: Config, num_classes: int) -> tuple[torch.nn.Module, torch.n
         from nerfseg.models.nerf.head import NerfHead
 
         head = NerfHead(cfg.model.nerf, voxel_feature_dim(model), num_classes)
+        if cfg.model.nerf.semantics_from_point_head:
+            head.use_point_classifier(model.head.classify_features)
     return model, head
 
 

@@ -36,10 +36,12 @@ class MeanTeacher(nn.Module):
         if not 0.0 <= cfg.ema_decay < 1.0:
             raise ConfigError(f"ssl.teacher.ema_decay must be in [0, 1), got {cfg.ema_decay}")
         self.cfg = cfg
-        self.copies = nn.ModuleDict({name: copy.deepcopy(module) for name, module in students.items()})
+        # One deep copy of all modules together: references between them (the head's point classifier is
+        # the segmentor's) point to the copies, not to the student.
+        self.copies = nn.ModuleDict(copy.deepcopy(dict(students)))
         for p in self.copies.parameters():
             p.requires_grad_(False)
-        self.copies.eval()
+        self.train(False)
 
     def __getitem__(self, name: str) -> nn.Module:
         return self.copies[name]

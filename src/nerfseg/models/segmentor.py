@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from nerfseg.data.collate import PointBatch
@@ -125,6 +126,20 @@ class PointHead(nn.Module):
         hidden = devoxelize(per_voxel, point_to_voxel).addmm_(extra, weight[:, c:].t().to(dtype))
         hidden = bn(hidden) if folded is None else hidden.add_(folded[1].to(hidden.dtype))
         return self.mlp[4](self.mlp[3](torch.relu_(hidden)))
+
+
+    def classify_features(self, voxel_feats: torch.Tensor) -> torch.Tensor:
+        """Logits (S, num_classes) of features (S, C) read anywhere in the voxel volume (the NeRF head's
+        samples), as if a point of zero remission sat at a voxel centre (offset 0): the first Linear's
+        voxel part, batch norm with its running statistics (samples are not points, so they must not move
+        them), ReLU, dropout, classifier. Gradients reach every weight of the head and the features."""
+        linear, bn = self.mlp[0], self.mlp[1]
+        c = linear.in_features - 4
+        hidden = voxel_feats @ linear.weight[:, :c].t().to(voxel_feats.dtype)
+        hidden = F.batch_norm(
+            hidden.float(), bn.running_mean, bn.running_var, bn.weight, bn.bias, training=False, eps=bn.eps
+        )
+        return self.mlp[4](self.mlp[3](torch.relu(hidden)).to(voxel_feats.dtype))
 
 
 class LidarSegmentor(nn.Module):

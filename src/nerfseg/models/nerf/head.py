@@ -38,7 +38,6 @@ class NerfConfig:
     """Settings of the NeRF head (all ours: the seed paper gives none). Distances in metres.
 
     Attributes:
-        enabled: whether training uses the head at all (read by the training engine).
         near, far: the ray interval rendered for camera rays (LiDAR rays end at
             ``range + lidar_surface_margin``).
         samples_per_ray: stratified bins per ray. Samples in empty space cost one hash lookup and are skipped
@@ -64,11 +63,14 @@ class NerfConfig:
             rays slip through. Default 1 / 0 for now: 2 / 1 (0.3 m cells on the 0.15 m synthetic preset,
             dilated by one) raises camera coverage from 89 % to 99 % but its median depth error after 200
             steps is 0.76 m against 0.24 m (benchmarks/results/camera_coverage.md): opt-in until fixed.
+        semantics_from_point_head: the samples' semantic logits come from the segmentor's point classifier
+            (:meth:`NerfHead.use_point_classifier`) rather than the field's own branch, so what camera rays
+            teach reaches the classifier used at inference (issue 10's oracle check; the field's branch
+            then only serves density).
         volume_fine_features: also read the stride-1 voxel features beside the coarse volume's (the field
             sees where inside a cell the LiDAR surface lies; occupancy stays the coarse volume's).
     """
 
-    enabled: bool = False
     near: float = 0.5
     far: float = 60.0
     samples_per_ray: int = 256
@@ -91,6 +93,7 @@ class NerfConfig:
     volume_stride: int = 1
     volume_dilation: int = 0
     volume_fine_features: bool = False
+    semantics_from_point_head: bool = True
 
     def validate(self) -> NerfConfig:
         """Raise ConfigError naming the first invalid key (as ``model.nerf.KEY``); return self."""
@@ -156,6 +159,7 @@ class NerfHead(nn.Module):
         self.cfg = cfg.validate()
         self.feature_dim = feature_dim
         self.num_classes = num_classes
+        self.point_classifier = None
         self.field = SemanticDensityField(
             volume_channels(feature_dim, cfg.volume_stride, cfg.volume_dilation, cfg.volume_fine_features),
             num_classes,
@@ -165,6 +169,16 @@ class NerfHead(nn.Module):
             pe_scale=cfg.pe_scale,
             density_bias=cfg.density_bias,
         )
+
+    def use_point_classifier(self, classifier) -> None:
+        """Take the semantic logits of every sample from ``classifier`` (e.g. the segmentor's
+        ``PointHead.classify_features``: (S, F) voxel features -> (S, C) logits) applied to the first
+        ``feature_dim`` channels of the volume's interpolated features (the decoder's own features, pooled
+        where the volume is coarser), instead of the field's semantic branch: the render losses then train the
+        classifier that labels the points (``NerfConfig.semantics_from_point_head``). Kept as a plain
+        reference, not a sub-module: its weights stay the segmentor's (deep-copy the two together so a copy
+        of the head refers to the copied segmentor)."""
+        self.point_classifier = classifier
 
     def build_volume(self, seg_out) -> VoxelGrid | StackedVoxelGrid:
         """The volume this head renders through, built from the segmentor's output (once per batch).
@@ -329,6 +343,8 @@ class NerfHead(nn.Module):
         occupied = torch.nonzero(grid.occupied(keys)).squeeze(1)
         features = grid.interpolate(keys[occupied], frac[occupied])
         sigma_occupied, logits = self.field(features, positions[occupied])
+        if self.point_classifier is not None:  # semantics from the segmentor's own classifier
+            logits = self.point_classifier(features[:, : self.feature_dim])
         sigma = sigma_occupied.new_zeros(num_rays * num_samples).index_copy(0, occupied, sigma_occupied)
         return sigma.view(num_rays, num_samples), logits, occupied
 
