@@ -27,7 +27,7 @@ step "4/8 class-agnostic masks (built-in superpixels) for every training image, 
 step "5/8 train the segmentor with the NeRF head's LiDAR-ray geometry loss ($STEPS steps)"
 "$NERFSEG" train configs/synthetic/supervised.yaml --out "$OUT/run" \
   --set data.root="$OUT/data" --set train.max_steps="$STEPS" --set train.checkpoint_every=50 \
-  --set model.nerf.enabled=true
+  --set method=geometry
 
 step "6/8 predict the val split from LiDAR alone (inference model has no NeRF weights)"
 "$NERFSEG" predict "$OUT/run/model.pt" --data "$OUT/data" --split val --out "$OUT/pred"

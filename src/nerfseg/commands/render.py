@@ -18,7 +18,7 @@ Output (--out DIR), per camera of the frame (STEM = frame id with '/' -> '_', th
 Depth is z-depth along the camera axis in metres, coloured red (1 m) to blue (--max-depth); black = the
 rendered opacity is below 0.5 (the ray hit nothing). Semantics use the dataset's class colours.
 
-The checkpoint must hold a NeRF head (trained with model.nerf.enabled: true). Rendering runs the
+The checkpoint must hold a NeRF head (trained with method geometry or a nerf method). Rendering runs the
 segmentor on the scan, then casts one ray through the centre pixel of every --stride x --stride block
 (nerfseg.geometry.rays.PixelGrid; the image and the ground truth are read at the same pixels) from the
 camera's position at its capture time, in chunks of --chunk rays. The printed median |depth error| compares
@@ -138,7 +138,11 @@ def render_frame(
         raise ConfigError(f"--stride must be >= 1, got {stride}")
     checkpoint = load_checkpoint(checkpoint_path)
     if "nerf_head" not in checkpoint:
-        raise DataError(checkpoint_path, "holds no NeRF head (train with model.nerf.enabled: true)")
+        raise DataError(
+            checkpoint_path,
+            "holds no NeRF head (train with method geometry or a nerf method; an inference export "
+            "model.pt never holds one: pass RUN/checkpoints/last.pt)",
+        )
     torch_device = resolve_device(device)
     model, cfg = build_segmentor(checkpoint, checkpoint_path)
     num_classes = int(checkpoint["num_classes"])

@@ -12,16 +12,32 @@ Run folder (--out):
   checkpoints/last.pt     written atomically every train.checkpoint_every steps and at the end
   model.pt                inference export (segmentor only) at the end, for `nerfseg predict`
 
+Methods (the top-level `method:` key; presets configs/<dataset>/<method>[_<F>pct].yaml):
+  supervised         labeled scans only
+  mean-teacher       + EMA-teacher point pseudo-labels on unlabeled scans (another augmentation)
+  lasermix           + labeled / unlabeled scans mixed by laser-inclination areas, + mean-teacher
+  projection         + points projected into cached masks that vote with the teacher's classes
+  nerf               + camera rays: teacher render fused with cached masks -> pixel pseudo-labels for the
+                       student's rendered rays; + the LiDAR-ray geometry loss on every scan (ours)
+  nerf+mean-teacher, nerf+lasermix   the two combined
+  geometry           supervised + the LiDAR-ray geometry loss only (the control, no cameras)
+Unlabeled scans carry no labels into any loss; the camera methods read masks from the cache of
+`nerfseg masks --config CONFIG` (same masks: section). Labeled scans: data.labeled_split (a split file,
+`nerfseg make-splits`, splits/ holds SemanticKITTI's) or the seeded data.label_fraction.
+
 Useful keys for --set (any config key works; values are checked against the key's type):
-  data.root, data.label_fraction, data.batch_size, data.num_workers, train.max_steps, train.lr,
-  train.checkpoint_every, train.val_every, train.seed, train.device, model.segmentor.preset,
-  model.nerf.enabled
+  method, data.root, data.labeled_split, data.label_fraction, data.batch_size, data.num_workers,
+  train.max_steps, train.lr, train.checkpoint_every, train.val_every, train.seed, train.device,
+  model.segmentor.preset, ssl.teacher.ema_decay, ssl.camera.stride, ssl.camera.sampler.budget
 
 examples:
   nerfseg train configs/synthetic/supervised.yaml --out runs/sup
   nerfseg train configs/semantickitti/supervised_10pct.yaml --out runs/sk10 \\
       --set data.root=/data/semantickitti --set train.max_steps=20000
-  nerfseg train configs/synthetic/supervised.yaml --out runs/geo --set model.nerf.enabled=true
+  nerfseg masks --config configs/synthetic/nerf.yaml --set data.root=data/sim
+  nerfseg train configs/synthetic/nerf.yaml --out runs/nerf --set data.root=data/sim \\
+      --set data.label_fraction=0.025
+  nerfseg train configs/semantickitti/nerf_10pct.yaml --out runs/sk_nerf10 --set data.root=/data/sk
   nerfseg train --resume runs/sup          # continue a killed run exactly where its last checkpoint was
 """
 
@@ -29,7 +45,7 @@ examples:
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "train",
-        help="train the LiDAR segmentor (supervised; optional NeRF-head geometry loss)",
+        help="train the LiDAR segmentor with a method (supervised, mean-teacher, lasermix, nerf, ...)",
         description="Train from a YAML preset (see configs/). Runs resume exactly after a kill.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

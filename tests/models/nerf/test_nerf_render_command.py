@@ -15,6 +15,7 @@ from nerfseg.engine.checkpoint import MODEL_KIND, save_checkpoint
 from nerfseg.geometry.rays import PixelGrid
 from nerfseg.models.nerf import NerfHead
 from nerfseg.models.segmentor import LidarSegmentor
+from nerfseg.ssl.config import Method
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def _checkpoint(path, with_head: bool = True):
     cfg = Config()
     cfg.model.segmentor.preset = "tiny"
     cfg.model.segmentor.voxel_size = 0.3
-    cfg.model.nerf.enabled = True
+    cfg.method = Method.GEOMETRY
     cfg.model.nerf.samples_per_ray = 64
     torch.manual_seed(0)
     model = LidarSegmentor(cfg.model.segmentor, SEMANTICKITTI.num_classes)
