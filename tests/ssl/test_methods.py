@@ -145,3 +145,17 @@ def test_no_label_of_an_unlabeled_scan_reaches_a_loss(sim_ssl_root, method, one_
             assert metrics[term] == reference[term], (mode, term)
         for key, value in ref_weights.items():
             assert torch.equal(weights[key], value), (mode, key)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_missing_mask_entry_is_one_clear_error_naming_the_image(sim_ssl_root, tmp_path, workers):
+    from nerfseg.errors import DataError
+
+    cfg = _cfg(sim_ssl_root, Method.NERF, extra=(f"masks.cache_dir={tmp_path / 'empty'}",
+                                                 f"data.num_workers={workers}"))
+    with pytest.raises(DataError, match=r"image_2/\d{6}\.png: no valid cached masks .*nerfseg masks"):
+        train(cfg, tmp_path / "run")
+    computed = _cfg(sim_ssl_root, Method.NERF, steps=1, extra=(f"masks.cache_dir={tmp_path / 'fill'}",
+                                                               "masks.compute_missing=true"))
+    assert train(computed, tmp_path / "run2").step == 1
+    assert list((tmp_path / "fill").rglob("*.npz"))

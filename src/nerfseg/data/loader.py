@@ -10,6 +10,7 @@ the batches an uninterrupted run would have drawn, whatever the number of worker
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -19,6 +20,41 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from nerfseg.data.augment import AugmentConfig, augment_sample, augmentation_rng
 from nerfseg.data.collate import collate_samples
 from nerfseg.data.sample import Sample
+from nerfseg.errors import DataError
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A DataError raised while loading an item, carried out of a DataLoader worker as a value (torch
+    re-raises worker exceptions as a RuntimeError holding the worker's traceback, not as the one clear line a
+    user should see). :func:`next_batch` raises it again in the main process."""
+
+    path: str
+    problem: str
+
+    def error(self) -> DataError:
+        return DataError(self.path, self.problem)
+
+
+def catching_failures(collate):
+    """Wrap a collate function: a batch holding a :class:`LoadFailure` collates to that failure."""
+
+    def collate_or_failure(items):
+        for item in items:
+            if isinstance(item, LoadFailure):
+                return item
+        return collate(items)
+
+    return collate_or_failure
+
+
+def next_batch(batches):
+    """The next batch of a loader built with :func:`catching_failures`; raises the DataError of a failed
+    item (naming its file) instead of returning it."""
+    batch = next(batches)
+    if isinstance(batch, LoadFailure):
+        raise batch.error()
+    return batch
 
 
 class SampleSource(Protocol):
@@ -113,10 +149,13 @@ class TrainingDataset(Dataset):
     def __len__(self) -> int:
         return int(self.indices.shape[0])
 
-    def __getitem__(self, item: tuple[int, int]) -> Sample:
+    def __getitem__(self, item: tuple[int, int]) -> Sample | LoadFailure:
         epoch, position = item
         index = int(self.indices[position])
-        sample = self.source[index]
+        try:
+            sample = self.source[index]
+        except DataError as err:
+            return LoadFailure(str(err.path), err.problem)
         if self.augment.enabled:
             sample = augment_sample(sample, self.augment, augmentation_rng(self.seed, epoch, index))
         return sample
@@ -135,7 +174,7 @@ def make_train_loader(
         dataset,
         batch_sampler=sampler,
         num_workers=num_workers,
-        collate_fn=collate_samples,
+        collate_fn=catching_failures(collate_samples),
         generator=torch.Generator().manual_seed(int(seed)),
         persistent_workers=False,
         prefetch_factor=2 if num_workers > 0 else None,

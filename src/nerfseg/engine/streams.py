@@ -26,8 +26,16 @@ from nerfseg.data.augment import AugmentConfig, augment_sample, augmentation_rng
 from nerfseg.data.collate import PointBatch, collate_samples
 from nerfseg.data.ground_truth import read_semantic_train
 from nerfseg.data.labelmaps import LabelMap
-from nerfseg.data.loader import ResumableBatchSampler, SampleSource, TrainingDataset, make_train_loader
+from nerfseg.data.loader import (
+    LoadFailure,
+    ResumableBatchSampler,
+    SampleSource,
+    TrainingDataset,
+    catching_failures,
+    make_train_loader,
+)
 from nerfseg.data.sample import Sample
+from nerfseg.errors import DataError
 from nerfseg.masks.config import MasksConfig
 
 STUDENT_VIEW_SEED = 0x57D
@@ -132,7 +140,13 @@ class UnlabeledDataset(Dataset):
             self._cache = open_mask_cache(self.camera_inputs.masks, self.camera_inputs.dataset_root)
         return self._cache
 
-    def __getitem__(self, item: tuple[int, int]) -> UnlabeledScan:
+    def __getitem__(self, item: tuple[int, int]) -> UnlabeledScan | LoadFailure:
+        try:
+            return self._load(item)
+        except DataError as err:  # leaves the worker as a value: the main process raises it (one line)
+            return LoadFailure(str(err.path), err.problem)
+
+    def _load(self, item: tuple[int, int]) -> UnlabeledScan:
         epoch, position = item
         index = int(self.indices[position])
         sample = self.source[index]
@@ -204,7 +218,7 @@ def unlabeled_stream(dataset: UnlabeledDataset, batch_size: int, seed: int, star
         dataset,
         batch_sampler=sampler,
         num_workers=num_workers,
-        collate_fn=collate_unlabeled,
+        collate_fn=catching_failures(collate_unlabeled),
         generator=torch.Generator().manual_seed(int(seed)),
         persistent_workers=False,
         prefetch_factor=2 if num_workers > 0 else None,

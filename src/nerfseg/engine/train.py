@@ -30,7 +30,7 @@ import torch
 
 from nerfseg.config import Config, config_to_yaml
 from nerfseg.data.datasets import DatasetKind
-from nerfseg.data.loader import labeled_subset
+from nerfseg.data.loader import labeled_subset, next_batch
 from nerfseg.engine import checkpoint as ckpt
 from nerfseg.engine.build import (  # noqa: F401 - re-exported for callers of nerfseg.engine.train
     autocast,
@@ -227,8 +227,8 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> Tr
     try:
         bar = tqdm(total=cfg.train.max_steps, initial=step, desc="train", disable=not cfg.train.progress)
         while step < cfg.train.max_steps:
-            batch = next(labeled_batches)
-            unlabeled = next(unlabeled_batches) if unlabeled_batches is not None else None
+            batch = next_batch(labeled_batches)
+            unlabeled = next_batch(unlabeled_batches) if unlabeled_batches is not None else None
             lr = state.scheduler.get_last_lr()[0]
             metrics = train_step(
                 recipe, state, loss_fn, cfg, batch, unlabeled, device, label_map.num_classes, step + 1
