@@ -429,10 +429,10 @@ def method_worker(
             recipe, state, loss_fn, cfg, labeled_batch, unlabeled_batch, device, label_map.num_classes, s + 1
         )
         elapsed = time.perf_counter() - t0
+        step_metrics.append({k: v for k, v in metrics.items() if np.isfinite(v)})
         if s >= warmup:
             timings.append(elapsed)
             parts.append({"step_s": elapsed, **timers.snapshot()})
-            step_metrics.append(metrics)
     maxrss_after = max_rss_gib()
     hwm_after = proc_status_gib("VmHWM")
 
@@ -474,7 +474,8 @@ def method_worker(
         "process_peak_gib": max(hwm_before, hwm_after),
         "parts_per_step": parts,
         "parts_median": median_parts(parts),
-        "metrics_last_step": {k: v for k, v in step_metrics[-1].items() if np.isfinite(v)},
+        "metrics_last_step": step_metrics[-1],
+        "metrics_per_step": step_metrics,  # warm-up steps included: step 1's teacher is the initial weights
         "threads": torch.get_num_threads(),
     }
     out.write_text(json.dumps(record, indent=2) + "\n")
@@ -660,7 +661,7 @@ def methods_markdown(results: dict) -> str:
         "",
         "| method (overrides) | step median | step best | time / supervised (median, best) | step peak | "
         "/ supervised | step peak (ru_maxrss) | / supervised | process peak | camera rays, pseudo-label "
-        "coverage, accuracy | load 1 min before -> after |",
+        "coverage, accuracy (last step) | load 1 min before -> after |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for m in results["methods"]:
@@ -699,7 +700,8 @@ def levers_markdown(variants: list[dict]) -> list[str]:
         "Teacher render / student camera render / backward: exclusive seconds per step (median). Samples:",
         "the teacher's ray samples per step, and how many of them were evaluated by the field (occupied).",
         "Pseudo-labels: share of the reduced grid's pixels given a fused pseudo-label and their accuracy",
-        "against `semantic_2/` (last timed step).",
+        "against `semantic_2/`, at step 1 (the same initial teacher and batch for every setting; later steps",
+        "differ by the training trajectory, not by the setting).",
         "",
         "| setting | step median | / supervised | step peak / supervised | teacher render | teacher samples "
         "(field evaluations) | student camera render | backward | pseudo-label coverage, accuracy |",
@@ -707,14 +709,14 @@ def levers_markdown(variants: list[dict]) -> list[str]:
     ]
     for m in variants:
         parts, counters = m["parts_median"]["parts"], m["parts_median"]["counters"]
-        extra = m["metrics_last_step"]
+        extra = m["metrics_per_step"][0] if "metrics_per_step" in m else {}  # older results: not recorded
 
         def seconds(path, parts=parts):
             return f"{parts[path]['exclusive_s']:.3f} s" if path in parts else "-"
 
         samples = counters.get(f"{TEACHER_RENDER}: samples", 0.0)
         evaluated = counters.get(f"{TEACHER_RENDER}: field evaluations", 0.0)
-        labels = "-"
+        labels = "not recorded" if "metrics_per_step" not in m else "-"
         if "render_pseudo_coverage" in extra:
             labels = f"{100 * extra['render_pseudo_coverage']:.1f} %"
             if "render_pseudo_accuracy" in extra:
@@ -788,6 +790,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--workdir", type=Path, help="with --methods: keep (and reuse) the simulated data and pre-training"
     )
+    parser.add_argument(
+        "--report", type=Path, help="rewrite the markdown of a --methods results JSON (next to it) and exit"
+    )
     parser.add_argument("--init", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--pretrain-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--worker", help=argparse.SUPPRESS)  # one method, in a subprocess
@@ -796,6 +801,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     torch.set_num_threads(args.threads)
+    if args.report:
+        args.report.with_suffix(".md").write_text(methods_markdown(json.loads(args.report.read_text())))
+        return 0
     if args.pretrain_only:
         pretrain_head(args.data, args.pretrain_steps, args.workdir / f"geometry_{args.pretrain_steps}")
         return 0
