@@ -6,9 +6,12 @@ Protocol (fixed; ``--quick`` is a subset):
 * front rig: SemanticKITTI layout, the KITTI-like front camera (sees about a quarter of the points).
   ``--sequences 5`` (four training streets 00-03 and the validation street 08), 20 frames each, 2 s apart
   (16 m at 8 m/s: consecutive scans show different parts of the street). 80 training scans.
-* ring rig: nuScenes layout (v1.0-mini scene names), six cameras around the car, 10 % only.
-* label fractions 2.5 % (2 scans of the front rig) and 10 % (8 scans); label subset seeded by the run seed,
-  so methods with the same seed share their labeled scans.
+* ring rig: nuScenes layout (v1.0-mini scene names), six cameras around the car, at the low fraction only
+  (2.5 %: at 10 % the front rig has no headroom left under this budget).
+* label fractions 1.25 % and 2.5 % (1 and 2 labeled scans of the front rig's 80): measured headroom first
+  (supervised, 400 steps, seed 0): 39.3 % / 53.0 % mIoU against 61.7 % with every label, while 10 % (8 scans)
+  already gives 62.4 % (no room at all); label subset seeded by the run seed, so methods with the same seed
+  share their labeled scans.
 * budget: 400 optimiser steps of batch 2 (+ 2 unlabeled scans for the semi-supervised methods), tiny
   preset, one thread per run, equal for every method; seconds are reported.
 * methods: supervised, mean-teacher, lasermix, projection, nerf, nerf+mean-teacher, nerf+lasermix,
@@ -20,7 +23,7 @@ its checkpoint. Writes ``DIR/ssl_synthetic.json`` (``{"protocol", "environment",
 "fraction", "seed", "rig", "miou", "pseudo_label_accuracy", "seconds"}]}``) and ``DIR/ssl_synthetic.md``
 (mean +- std per rig, fraction and method) after every run.
 
-    .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --quick          # < 30 min on 2 cores
+    .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --quick          # 3 runs, 2 at a time
     .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --seeds 0,1,2 --jobs 2
     .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl2 --data-seed 7 --sim-set lidar.beams=32
 """
@@ -96,10 +99,10 @@ PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
 def plan(quick: bool, seeds: list[int], fractions: list[float], rigs: list[str], methods: list[str] | None):
     """(rig, method, fraction, seed) of every run of the protocol."""
     if quick:
-        return [("front", m, 0.1, seeds[0]) for m in ("supervised", "projection", "nerf")]
+        return [("front", m, 0.025, seeds[0]) for m in ("supervised", "projection", "nerf")]
     runs = []
     for rig in rigs:
-        rig_fractions = fractions if rig == "front" else [0.1]
+        rig_fractions = fractions if rig == "front" else [max(fractions)]
         for seed in seeds:
             for fraction in rig_fractions:
                 for method in methods or METHODS:
@@ -247,9 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--quick", action="store_true", help="supervised, projection, nerf: 10 %%, 1 seed")
+    parser.add_argument("--quick", action="store_true", help="supervised, projection, nerf: 2.5 %%, 1 seed")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--fractions", default="0.025,0.1")
+    parser.add_argument("--fractions", default="0.0125,0.025")
     parser.add_argument("--rigs", default="front,ring")
     parser.add_argument("--methods", default="", help="comma list (default: all)")
     parser.add_argument("--steps", type=int, default=400)
