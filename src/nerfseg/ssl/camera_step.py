@@ -45,7 +45,7 @@ def camera_pseudo_labels(
     grid = PixelGrid(width, height, cfg.stride)
     pixels = grid.pixels.to(device)
     bundle = camera_ray_bundle(camera, pixels, scan=scan, camera_index=camera_index, device=device)
-    rendered = head.render_chunked(volume, bundle)
+    rendered = head.render_clipped(volume, bundle)
     h, w = grid.shape
     probs = rendered.probs.view(h, w, -1)
     opacity = rendered.opacity.view(h, w)

@@ -188,3 +188,31 @@ def test_early_ray_termination_matches_the_full_render():
     assert torch.allclose(early.depth, full.depth, atol=1e-3, rtol=0)
     assert torch.allclose(early.probs, full.probs, atol=1e-3, rtol=0)
     assert early.num_evaluated < 0.25 * full.num_evaluated, (early.num_evaluated, full.num_evaluated)
+
+
+def test_clipped_render_matches_the_full_render_with_fewer_samples():
+    from nerfseg.models.nerf.ray_bounds import clip_to_boxes, volume_bounds
+
+    coords, feats = _slab()
+    faint = feats.clone()
+    faint[coords[:, 2] < 0, 0] *= 1e-3  # half the slab semi-transparent
+    origins, dirs, _ = _rays_towards_slab(60, seed=4)
+    dirs = torch.cat([dirs, -dirs[:10]])  # plus rays away from the slab: they miss its box
+    origins = torch.cat([origins, origins[:10]])
+    bundle = RayBundle.from_rays(origins, dirs, 0)
+    lo, hi = volume_bounds(coords, VOXEL, 1)
+    assert torch.allclose(lo[0], torch.tensor([SLAB_FIRST - 0.5, -30.5, -30.5]) * VOXEL)
+    assert torch.allclose(hi[0], torch.tensor([SLAB_FIRST + 3.5, 30.5, 30.5]) * VOXEL)
+    near, far, hit = clip_to_boxes(origins, dirs, bundle.scan, lo, hi, 0.5, 30.0)
+    assert hit[:60].all() and not hit[60:].any()
+    assert ((near[:60] - (SLAB_FIRST - 0.5) * VOXEL / dirs[:60, 0]).abs() < 1e-4).all()
+    for features in (feats, faint):
+        grid = VoxelGrid(coords, features, VOXEL)
+        head = _analytic_head(early_stop_transmittance=0.0)
+        full = head.render_chunked(grid, bundle)
+        clipped = head.render_clipped(grid, bundle)
+        assert torch.allclose(clipped.opacity, full.opacity, atol=0.02, rtol=0)
+        assert torch.allclose(clipped.probs, full.probs, atol=0.02, rtol=0)
+        assert float((clipped.depth - full.depth).abs().max()) < 30.0 / 256
+        assert (clipped.opacity[60:] == 0).all()
+        assert clipped.num_samples < full.num_samples / 10

@@ -349,6 +349,45 @@ class NerfHead(nn.Module):
         return sigma.view(num_rays, num_samples), logits, occupied
 
     @torch.no_grad()
+    def render_clipped(self, grid: VoxelGrid, bundle: RayBundle) -> RenderOutput:
+        """:meth:`render_chunked` of camera rays over [cfg.near, cfg.far], sampling only where density can be:
+        each ray is clipped to its scan's volume box (:mod:`nerfseg.models.nerf.ray_bounds`) and gets the bins
+        its clipped length needs at the full ray's spacing ``(far - near) / samples_per_ray``; rays are
+        rendered in chunks sorted by that count. A ray that misses the box renders opacity 0, probs 0 and
+        depth 0. Equal to the full render up to where the bins fall (their spacing is the same)."""
+        from nerfseg.models.nerf.ray_bounds import clip_to_boxes, volume_bounds
+
+        cfg = self.cfg
+        num_rays = len(bundle)
+        device = bundle.device
+        probs = torch.zeros((num_rays, self.num_classes), device=device)
+        depth = torch.zeros(num_rays, device=device)
+        opacity = torch.zeros(num_rays, device=device)
+        if num_rays == 0:
+            return RenderOutput(probs, depth, opacity, None, None, 0, 0)
+        last_scan = int(grid.coords[:, 0].max()) if grid.coords.numel() else 0
+        num_scans = max(int(bundle.scan.max()), last_scan) + 1
+        lo, hi = volume_bounds(grid.coords, grid.voxel_size, num_scans)
+        near, far, hit = clip_to_boxes(
+            bundle.origins.float(), bundle.directions.float(), bundle.scan, lo, hi, cfg.near, cfg.far
+        )
+        spacing = (cfg.far - cfg.near) / cfg.samples_per_ray
+        bins = torch.ceil((far - near) / spacing).clamp_(1, cfg.samples_per_ray).long()
+        rays = torch.nonzero(hit).squeeze(1)
+        rays = rays[torch.argsort(bins[rays], stable=True)]
+        num_samples = num_evaluated = 0
+        for start in range(0, rays.numel(), cfg.chunk_rays):
+            part = rays[start : start + cfg.chunk_rays]
+            count = int(bins[part].max())
+            out = self.render_chunked(
+                grid, bundle[part], near=near[part], far=far[part], num_samples=count, chunk_rays=part.numel()
+            )
+            probs[part], depth[part], opacity[part] = out.probs, out.depth, out.opacity
+            num_samples += out.num_samples
+            num_evaluated += out.num_evaluated
+        return RenderOutput(probs, depth, opacity, None, None, num_samples, num_evaluated)
+
+    @torch.no_grad()
     def render_chunked(
         self,
         grid: VoxelGrid,
