@@ -133,7 +133,7 @@ def _add_geometry(terms, metrics, which: str, head, seg_out, batch: PointBatch, 
 
     geo = lidar_ray_losses(head, seg_out, batch, generator)
     terms[f"geometry_{which}"] = geo["total"]
-    for key in ("depth", "opacity", "semantic", "num_rays"):
+    for key in ("depth", "opacity", "free", "semantic", "num_rays"):
         metrics[f"geo_{which}_{key}"] = float(geo[key].detach())
 
 

@@ -151,3 +151,25 @@ def test_lidar_rays_use_lidar_samples_per_ray_plus_the_surface_band():
     lidar_ray_losses(head, _seg_out(coords, feats), batch, torch.Generator().manual_seed(1))
     # 24 stratified bins (25 edges) merged with the band's 6 bins (7 edges): 32 edges, 31 bins; never 200.
     assert seen == [(32, 24 + 6 + 1)]
+
+
+def test_free_space_loss_is_the_weight_in_front_of_the_return():
+    """An opaque wall at 8 m: LiDAR returns on it carry no weight in front of them (free ~ 0); returns moved
+    to 12 m (the LiDAR saw through the wall) carry all of it in front (free ~ 1); lambda_free weighs it."""
+    batch, coords = _wall_scene(num_points=200)
+    batch.labels = None
+    wall = batch.points[:, 0] > 7.9
+    feats = torch.zeros(coords.shape[0], 8)
+    cfg = NerfConfig(lidar_rays_per_scan=64, lidar_samples_per_ray=96, lambda_free=0.5, lambda_sem=0.0)
+    head = NerfHead(cfg, feature_dim=8, num_classes=3).eval()
+    torch.nn.init.zeros_(head.field.density.weight)
+    torch.nn.init.constant_(head.field.density.bias, 50.0)  # every occupied sample is opaque
+    on_wall = PointBatch(batch.points[wall], batch.batch_index[wall], None, batch.sample_ids)
+    behind = batch.points[wall].clone()
+    behind[:, :3] *= 12.0 / 8.0
+    seen_through = PointBatch(behind, batch.batch_index[wall], None, batch.sample_ids)
+    near = lidar_ray_losses(head, _seg_out(coords, feats), on_wall)
+    far = lidar_ray_losses(head, _seg_out(coords, feats), seen_through)
+    assert float(near["free"].detach()) < 0.05 and float(far["free"].detach()) > 0.95
+    expected = 0.1 * far["depth"] + 0.1 * far["opacity"] + 0.5 * far["free"]
+    assert torch.allclose(far["total"], expected)

@@ -52,6 +52,7 @@ class NerfConfig:
         density_bias: initial bias of the density output (softplus(-1) = 0.31 per metre).
         lidar_rays_per_scan: LiDAR rays (points) drawn per scan and step for the geometry loss.
         lambda_depth, lambda_opacity, lambda_sem: weights of the LiDAR-ray losses inside ``total``.
+        lambda_free: weight of the free-space loss (rendering weight in front of each LiDAR return).
         eps: the epsilon of P's normalisation and of the logarithms.
         chunk_rays: rays rendered at once when rendering whole images (memory bound).
         early_stop_transmittance: no-grad renders (``render_chunked``, the teacher's) stop evaluating a ray's
@@ -87,6 +88,7 @@ class NerfConfig:
     lambda_depth: float = 0.1
     lambda_opacity: float = 0.1
     lambda_sem: float = 1.0
+    lambda_free: float = 0.0
     eps: float = 1e-6
     chunk_rays: int = 4096
     early_stop_transmittance: float = 1e-3
@@ -113,7 +115,7 @@ class NerfConfig:
             ),
             (self.lidar_rays_per_scan >= 0, "lidar_rays_per_scan", "must be >= 0"),
             (
-                min(self.lambda_depth, self.lambda_opacity, self.lambda_sem) >= 0,
+                min(self.lambda_depth, self.lambda_opacity, self.lambda_sem, self.lambda_free) >= 0,
                 "lambda_depth",
                 "weights >= 0",
             ),

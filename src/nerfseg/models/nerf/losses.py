@@ -53,9 +53,10 @@ def lidar_ray_losses(
 
     Returns:
         dict of scalar tensors: ``depth`` (mean |D - range|, metres), ``opacity`` (mean -log A at the return),
-        ``semantic`` (mean -log P[label] over drawn labeled points; 0 when none), ``total`` (their weighted
-        sum with cfg.lambda_depth / lambda_opacity / lambda_sem; the engine adds it to the loss) and
-        ``num_rays``.
+        ``free`` (mean rendering weight in front of ``range - lidar_surface_margin``: the LiDAR saw through
+        that space, so a camera ray must not stop there), ``semantic`` (mean -log P[label] over drawn
+        labeled points; 0 when none), ``total`` (their weighted sum with cfg.lambda_depth / lambda_opacity /
+        lambda_free / lambda_sem; the engine adds it to the loss) and ``num_rays``.
         The ray of each point runs from the sensor origin to ``range + cfg.lidar_surface_margin``, sampled
         with ``cfg.lidar_samples_per_ray`` stratified bins plus ``cfg.lidar_surface_samples`` around the
         return.
@@ -80,10 +81,12 @@ def lidar_ray_losses(
     )
     zero = out.depth.new_zeros(())
     if drawn.numel() == 0:
-        depth_loss = opacity_loss = zero
+        depth_loss = opacity_loss = free_loss = zero
     else:
         depth_loss = (out.depth - ranges.float()).abs().mean()
         opacity_loss = -torch.log(out.opacity.clamp(cfg.eps, 1.0)).mean()
+        in_front = out.t < (ranges.float() - cfg.lidar_surface_margin).unsqueeze(1)
+        free_loss = (out.weights * in_front).sum(dim=1).mean()
     semantic_loss = zero
     if batch.labels is not None and drawn.numel() > 0:
         labels = batch.labels[drawn]
@@ -91,10 +94,16 @@ def lidar_ray_losses(
         if bool(labeled.any()):
             picked = out.probs[labeled].gather(1, labels[labeled].unsqueeze(1)).squeeze(1)
             semantic_loss = -torch.log(picked.clamp_min(cfg.eps)).mean()
-    total = cfg.lambda_depth * depth_loss + cfg.lambda_opacity * opacity_loss + cfg.lambda_sem * semantic_loss
+    total = (
+        cfg.lambda_depth * depth_loss
+        + cfg.lambda_opacity * opacity_loss
+        + cfg.lambda_free * free_loss
+        + cfg.lambda_sem * semantic_loss
+    )
     return {
         "depth": depth_loss,
         "opacity": opacity_loss,
+        "free": free_loss,
         "semantic": semantic_loss,
         "total": total,
         "num_rays": torch.tensor(float(drawn.numel()), device=out.depth.device),
