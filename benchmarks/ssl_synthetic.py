@@ -255,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fractions", default="0.0125,0.025")
     parser.add_argument("--rigs", default="front,ring")
     parser.add_argument("--methods", default="", help="comma list (default: all)")
+    parser.add_argument("--runs", default="", metavar="M:F:S[:RIG],...",
+                        help="exactly these runs (method:fraction:seed, rig front by default) instead of a plan")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--sim-set", action="append", default=[], metavar="KEY=VALUE",
@@ -266,20 +268,26 @@ def main(argv: list[str] | None = None) -> int:
     rigs = [r for r in args.rigs.split(",") if r]
     methods = [m for m in args.methods.split(",") if m] or None
     todo = plan(args.quick, seeds, fractions, rigs, methods)
-    protocol = {
-        "rigs": {name: RIGS[name].__dict__ for name in sorted({t[0] for t in todo})},
+    if args.runs:
+        todo = []
+        for spec in args.runs.split(","):
+            method, fraction, seed, *rig = spec.split(":")
+            if method not in METHODS:
+                parser.error(f"--runs: unknown method {method!r} (known: {', '.join(METHODS)})")
+            todo.append((rig[0] if rig else "front", method, float(fraction), int(seed)))
+    protocol = {  # the protocol's definition, whichever subset this invocation runs
+        "rigs": {name: RIGS[name].__dict__ for name in RIGS},
         "data_seed": args.data_seed, "sim_set": args.sim_set, "steps": args.steps, "batch_size": 2,
-        "preset": "tiny (configs/synthetic)", "seeds": seeds, "fractions": sorted({t[2] for t in todo}),
-        "quick": args.quick,
+        "preset": "tiny (configs/synthetic/<method>.yaml)", "seeds": [0, 1, 2], "fractions": [0.0125, 0.025],
+        "methods": list(METHODS), "reference": "supervised at fraction 1.0",
     }
+    prepare = sorted({t[0] for t in todo})
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "ssl_synthetic.json"
     runs = json.loads(results_path.read_text())["runs"] if results_path.exists() else []
     done = {(r["rig"], r["method"], r["fraction"], r["seed"]) for r in runs}
     env = environment()
-    roots = {
-        name: prepare_data(args.out, RIGS[name], args.data_seed, args.sim_set) for name in protocol["rigs"]
-    }
+    roots = {name: prepare_data(args.out, RIGS[name], args.data_seed, args.sim_set) for name in prepare}
     pending = [t for t in todo if t not in done]
     print(f"{len(todo)} runs in the protocol, {len(pending)} to do", flush=True)
 
