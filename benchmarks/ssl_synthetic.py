@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rigs", default="front,ring")
     parser.add_argument("--methods", default="", help="comma list (default: all)")
     parser.add_argument("--runs", default="", metavar="M:F:S[:RIG],...",
-                        help="exactly these runs (method:fraction:seed, rig front by default) instead of a plan")
+                        help="exactly these runs (method:fraction:seed, rig front by default)")
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--data-seed", type=int, default=0)
     parser.add_argument("--sim-set", action="append", default=[], metavar="KEY=VALUE",
