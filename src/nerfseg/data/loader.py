@@ -169,12 +169,22 @@ def make_train_loader(
     The loader gets its own torch.Generator so creating it consumes nothing from the global RNG (which the
     checkpoint restores).
     """
-    sampler = ResumableBatchSampler(len(dataset), batch_size, seed, start_batch=start_step)
+    return resumable_loader(dataset, collate_samples, batch_size, seed, start_step, num_workers)
+
+
+def resumable_loader(
+    dataset: Dataset, collate, batch_size: int, order_seed: int, start_step: int, num_workers: int,
+    generator_seed: int | None = None,
+) -> DataLoader:
+    """DataLoader of an endless :class:`ResumableBatchSampler` stream (order drawn from ``order_seed``) from
+    batch ``start_step`` on, collating with ``collate`` (failed items pass as :class:`LoadFailure`)."""
+    sampler = ResumableBatchSampler(len(dataset), batch_size, order_seed, start_batch=start_step)
+    seed = order_seed if generator_seed is None else generator_seed
     return DataLoader(
         dataset,
         batch_sampler=sampler,
         num_workers=num_workers,
-        collate_fn=catching_failures(collate_samples),
+        collate_fn=catching_failures(collate),
         generator=torch.Generator().manual_seed(int(seed)),
         persistent_workers=False,
         prefetch_factor=2 if num_workers > 0 else None,

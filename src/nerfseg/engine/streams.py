@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from nerfseg.data.augment import AugmentConfig, augment_sample, augmentation_rng
 from nerfseg.data.collate import PointBatch, collate_samples
@@ -28,11 +28,10 @@ from nerfseg.data.ground_truth import read_semantic_train
 from nerfseg.data.labelmaps import LabelMap
 from nerfseg.data.loader import (
     LoadFailure,
-    ResumableBatchSampler,
     SampleSource,
     TrainingDataset,
-    catching_failures,
     make_train_loader,
+    resumable_loader,
 )
 from nerfseg.data.sample import Sample
 from nerfseg.errors import DataError
@@ -213,14 +212,6 @@ def labeled_stream(
 def unlabeled_stream(dataset: UnlabeledDataset, batch_size: int, seed: int, start_step: int,
                      num_workers: int) -> Iterator[UnlabeledBatch]:
     """Endless UnlabeledBatches from batch ``start_step`` on (order seeded apart from the labeled stream)."""
-    sampler = ResumableBatchSampler(len(dataset), batch_size, seed + UNLABELED_ORDER_SEED, start_step)
-    loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
-        num_workers=num_workers,
-        collate_fn=catching_failures(collate_unlabeled),
-        generator=torch.Generator().manual_seed(int(seed)),
-        persistent_workers=False,
-        prefetch_factor=2 if num_workers > 0 else None,
-    )
-    return iter(loader)
+    return iter(resumable_loader(
+        dataset, collate_unlabeled, batch_size, seed + UNLABELED_ORDER_SEED, start_step, num_workers, seed
+    ))

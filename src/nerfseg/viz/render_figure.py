@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nerfseg.data.ground_truth import read_uint16_png
 from nerfseg.data.sample import IGNORE_INDEX, CameraFrame
-from nerfseg.errors import DataError
 from nerfseg.geometry.rays import PixelGrid, camera_ray_bundle, read_at_pixels, z_depth_to_ray_distance
 from nerfseg.io_utils import atomic_write_bytes
 
@@ -90,22 +90,6 @@ def render_camera_view(
         opacity=image(out.opacity).astype(np.float32),
         grid=pixel_grid,
     )
-
-
-def read_uint16_png(path: str | Path) -> np.ndarray:
-    """(H, W) int64 values of a single-channel 16-bit (or 8-bit) PNG; DataError naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            if image.mode not in ("I;16", "I;16B", "I", "L"):
-                raise DataError(path, f"expected a single-channel 16-bit PNG, got mode {image.mode}")
-            return np.asarray(image).astype(np.int64)
-    except FileNotFoundError:
-        raise DataError(path, "ground-truth image not found") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise DataError(path, f"unreadable ground-truth image ({err})") from None
 
 
 def label_colors(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:

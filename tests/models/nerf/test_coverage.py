@@ -97,9 +97,9 @@ def simulated_frame(tmp_path_factory):
 
 
 def test_densified_volume_reaches_more_surface_than_raw_voxels(simulated_frame):
+    from nerfseg.data.ground_truth import read_uint16_png
     from nerfseg.geometry.rays import PixelGrid, camera_ray_bundle, read_at_pixels, z_depth_to_ray_distance
     from nerfseg.sparse import voxelize
-    from nerfseg.viz.render_figure import read_uint16_png
 
     sample = simulated_frame
     camera = sample.cameras[0]
