@@ -101,3 +101,19 @@ def test_field_density_nonnegative_and_shapes():
     sigma, logits = field(torch.randn(100, 8, generator=gen) * 100, torch.randn(100, 3, generator=gen) * 50)
     assert sigma.shape == (100,) and logits.shape == (100, 4)
     assert (sigma >= 0).all() and torch.isfinite(sigma).all()
+
+
+def test_support_is_the_weight_of_the_present_corners():
+    from nerfseg.models.nerf.field import VoxelGrid
+
+    block = torch.tensor([[0, i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+    full = VoxelGrid(block, torch.ones(8, 2), 1.0)
+    lone = VoxelGrid(block[:1], torch.ones(1, 2), 1.0)
+    positions = torch.tensor([[1.0, 1.0, 1.0], [0.75, 0.5, 1.25]])  # inside the block's centre cell
+    batch = torch.zeros(2, dtype=torch.int64)
+    keys, frac = full.base_keys(positions, batch)
+    assert torch.allclose(full.support(keys, frac), torch.ones(2))
+    # only voxel (0, 0, 0), centred at 0.5: weight prod(1 - frac) of the base corner
+    expected = (1 - frac).prod(dim=1)
+    assert torch.allclose(lone.support(keys, frac), expected)
+    assert torch.allclose(lone.interpolate(keys, frac) / expected[:, None], torch.ones(2, 2))

@@ -97,6 +97,12 @@ class VoxelGrid:
         weights = per_axis.prod(dim=2) * (rows >= 0)
         return rows, weights
 
+    def support(self, base_keys: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+        """(S,) float32 sum of the trilinear weights of the corners that exist (1 inside a fully occupied
+        cell, less at the edge of the surface, 0 in empty space): :meth:`interpolate` divided by it is the
+        feature the present voxels agree on, at the scale of a voxel's own feature."""
+        return self.corner_rows(base_keys, frac)[1].sum(dim=1)
+
     def interpolate(self, base_keys: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
         """Trilinear interpolation of the voxel features: (S,) keys, (S, 3) frac -> (S, F) in feats' dtype.
 
@@ -209,6 +215,10 @@ class StackedVoxelGrid:
     def occupied(self, base_keys: torch.Tensor) -> torch.Tensor:
         """(S,) bool: the coarse cell has an occupied corner."""
         return self.coarse.occupied(base_keys)
+
+    def support(self, base_keys: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
+        """(S,) support of the coarse features (:meth:`VoxelGrid.support`)."""
+        return self.coarse.support(base_keys, frac)
 
     def interpolate(self, base_keys: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
         """(S,) coarse keys, (S, 3) fractions -> (S, Fc + Ff): coarse and fine trilinear features.

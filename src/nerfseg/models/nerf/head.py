@@ -53,6 +53,8 @@ class NerfConfig:
         lidar_rays_per_scan: LiDAR rays (points) drawn per scan and step for the geometry loss.
         lambda_depth, lambda_opacity, lambda_sem: weights of the LiDAR-ray losses inside ``total``.
         lambda_free: weight of the free-space loss (rendering weight in front of each LiDAR return).
+        lidar_free_margin: the free-space loss counts the weight more than this many metres in front of the
+            return.
         eps: the epsilon of P's normalisation and of the logarithms.
         chunk_rays: rays rendered at once when rendering whole images (memory bound).
         early_stop_transmittance: no-grad renders (``render_chunked``, the teacher's) stop evaluating a ray's
@@ -89,6 +91,7 @@ class NerfConfig:
     lambda_opacity: float = 0.1
     lambda_sem: float = 1.0
     lambda_free: float = 0.0
+    lidar_free_margin: float = 0.5
     eps: float = 1e-6
     chunk_rays: int = 4096
     early_stop_transmittance: float = 1e-3
@@ -106,6 +109,7 @@ class NerfConfig:
             (self.importance_samples >= 0, "importance_samples", "must be >= 0"),
             (self.lidar_surface_samples >= 0, "lidar_surface_samples", "must be >= 0"),
             (self.lidar_surface_margin > 0, "lidar_surface_margin", "must be > 0 metres"),
+            (self.lidar_free_margin >= 0, "lidar_free_margin", "must be >= 0 metres"),
             (self.pe_frequencies >= 0, "pe_frequencies", "must be >= 0"),
             (self.pe_scale > 0, "pe_scale", "must be > 0 metres"),
             (
@@ -345,8 +349,10 @@ class NerfHead(nn.Module):
         occupied = torch.nonzero(grid.occupied(keys)).squeeze(1)
         features = grid.interpolate(keys[occupied], frac[occupied])
         sigma_occupied, logits = self.field(features, positions[occupied])
-        if self.point_classifier is not None:  # semantics from the segmentor's own classifier
-            logits = self.point_classifier(features[:, : self.feature_dim])
+        if self.point_classifier is not None:  # semantics from the segmentor's own classifier, fed the
+            # features at a voxel's own scale (divided by the weight of the voxels present around the sample)
+            support = grid.support(keys[occupied], frac[occupied]).clamp_min(1e-6).unsqueeze(1)
+            logits = self.point_classifier(features[:, : self.feature_dim] / support.to(features.dtype))
         sigma = sigma_occupied.new_zeros(num_rays * num_samples).index_copy(0, occupied, sigma_occupied)
         return sigma.view(num_rays, num_samples), logits, occupied
 

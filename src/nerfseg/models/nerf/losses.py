@@ -53,7 +53,7 @@ def lidar_ray_losses(
 
     Returns:
         dict of scalar tensors: ``depth`` (mean |D - range|, metres), ``opacity`` (mean -log A at the return),
-        ``free`` (mean rendering weight in front of ``range - lidar_surface_margin``: the LiDAR saw through
+        ``free`` (mean rendering weight in front of ``range - lidar_free_margin``: the LiDAR saw through
         that space, so a camera ray must not stop there), ``semantic`` (mean -log P[label] over drawn
         labeled points; 0 when none), ``total`` (their weighted sum with cfg.lambda_depth / lambda_opacity /
         lambda_free / lambda_sem; the engine adds it to the loss) and ``num_rays``.
@@ -85,7 +85,7 @@ def lidar_ray_losses(
     else:
         depth_loss = (out.depth - ranges.float()).abs().mean()
         opacity_loss = -torch.log(out.opacity.clamp(cfg.eps, 1.0)).mean()
-        in_front = out.t < (ranges.float() - cfg.lidar_surface_margin).unsqueeze(1)
+        in_front = out.t < (ranges.float() - cfg.lidar_free_margin).unsqueeze(1)
         free_loss = (out.weights * in_front).sum(dim=1).mean()
     semantic_loss = zero
     if batch.labels is not None and drawn.numel() > 0:
