@@ -78,14 +78,13 @@ def bound_of(samples, targets, stride: int, dilation: int) -> dict:
 
 
 def load_run(run_dir: Path):
+    from nerfseg.engine.build import build_head
     from nerfseg.engine.checkpoint import build_segmentor, load_checkpoint
-    from nerfseg.engine.train import voxel_feature_dim
-    from nerfseg.models.nerf.head import NerfHead
 
     path = run_dir / "checkpoints" / "last.pt"
     checkpoint = load_checkpoint(path)
     model, cfg = build_segmentor(checkpoint, path)
-    head = NerfHead(cfg.model.nerf, voxel_feature_dim(model), int(checkpoint["num_classes"]))
+    head = build_head(cfg, model, int(checkpoint["num_classes"]))
     head.load_state_dict(checkpoint["nerf_head"])
     return model.eval(), head.eval()
 

@@ -64,9 +64,8 @@ PATHS = ("projection", "mask_vote", "rays", "oracle_rays", "occluded", "rays_opa
 def load_run(run_dir: Path, weights: str, device: torch.device):
     """(segmentor, NeRF head, config, num_classes, step) of ``RUN/checkpoints/last.pt`` with ``weights``
     (``teacher``: the EMA teacher's segmentor and head; ``student``)."""
-    from nerfseg.engine.build import voxel_feature_dim
+    from nerfseg.engine.build import build_head
     from nerfseg.engine.checkpoint import build_segmentor, load_checkpoint
-    from nerfseg.models.nerf.head import NerfHead
 
     path = run_dir / "checkpoints" / "last.pt"
     checkpoint = load_checkpoint(path)
@@ -77,7 +76,7 @@ def load_run(run_dir: Path, weights: str, device: torch.device):
                             "teacher and teacher_head; use --weights student for a run without a teacher)")
     model, cfg = build_segmentor(checkpoint, path)
     num_classes = int(checkpoint["num_classes"])
-    head = NerfHead(cfg.model.nerf, voxel_feature_dim(model), num_classes)
+    head = build_head(cfg, model, num_classes)
     try:
         model.load_state_dict(checkpoint[model_key])
         head.load_state_dict(checkpoint[head_key])

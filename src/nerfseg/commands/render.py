@@ -128,10 +128,9 @@ def render_frame(
 
     from nerfseg.data.collate import collate_samples
     from nerfseg.data.datasets import DatasetKind
+    from nerfseg.engine.build import build_head, resolve_device
     from nerfseg.engine.checkpoint import build_segmentor, load_checkpoint
-    from nerfseg.engine.train import resolve_device, voxel_feature_dim
     from nerfseg.errors import ConfigError, DataError
-    from nerfseg.models.nerf.head import NerfHead
     from nerfseg.viz.render_figure import render_camera_view, view_figure, write_view_figure
 
     if stride < 1:
@@ -146,7 +145,7 @@ def render_frame(
     torch_device = resolve_device(device)
     model, cfg = build_segmentor(checkpoint, checkpoint_path)
     num_classes = int(checkpoint["num_classes"])
-    head = NerfHead(cfg.model.nerf, voxel_feature_dim(model), num_classes)
+    head = build_head(cfg, model, num_classes)
     try:
         head.load_state_dict(checkpoint["nerf_head"])
     except RuntimeError as err:

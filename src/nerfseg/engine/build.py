@@ -42,14 +42,20 @@ def build_model(cfg: Config, num_classes: int) -> tuple[torch.nn.Module, torch.n
     from nerfseg.models.segmentor import LidarSegmentor
 
     model = LidarSegmentor(cfg.model.segmentor, num_classes)
-    head = None
-    if recipe_for(cfg.method).uses_head:
-        from nerfseg.models.nerf.head import NerfHead
-
-        head = NerfHead(cfg.model.nerf, voxel_feature_dim(model), num_classes)
-        if cfg.model.nerf.semantics_from_point_head:
-            head.use_point_classifier(model.head.classify_features)
+    head = build_head(cfg, model, num_classes) if recipe_for(cfg.method).uses_head else None
     return model, head
+
+
+def build_head(cfg: Config, model: torch.nn.Module, num_classes: int) -> torch.nn.Module:
+    """The NeRF head of ``cfg`` on ``model``'s voxel features, reading its sample semantics from ``model``'s
+    point classifier when ``model.nerf.semantics_from_point_head`` (every user of a trained head must build
+    it here: a head built alone would render its own, then untrained, semantic branch)."""
+    from nerfseg.models.nerf.head import NerfHead
+
+    head = NerfHead(cfg.model.nerf, voxel_feature_dim(model), num_classes)
+    if cfg.model.nerf.semantics_from_point_head:
+        head.use_point_classifier(model.head.classify_features)
+    return head
 
 
 def voxel_feature_dim(model: torch.nn.Module) -> int:
