@@ -66,7 +66,7 @@ def _assert_weights(state: dict, module: torch.nn.Module) -> None:
 
 @pytest.mark.parametrize(
     "choice, expected",
-    [(None, "teacher"), ("auto", "teacher"), ("teacher", "teacher"), ("student", "student")],
+    [(None, "student"), ("auto", "teacher"), ("teacher", "teacher"), ("student", "student")],
 )
 def test_export_takes_the_chosen_weights(tmp_path, nets, choice, expected, capsys):
     student, teacher = nets
@@ -86,8 +86,7 @@ def test_export_takes_the_chosen_weights(tmp_path, nets, choice, expected, capsy
 def test_auto_without_teacher_is_student_and_teacher_is_an_error(tmp_path, nets, capsys):
     student, _ = nets
     source = _training_checkpoint(tmp_path / "last.pt", student, None)
-    assert ckpt.DEFAULT_EXPORT_WEIGHTS == "auto"
-    assert main(["export", str(source), "--out", str(tmp_path / "a.pt")]) == 0
+    assert main(["export", str(source), "--out", str(tmp_path / "a.pt"), "--weights", "auto"]) == 0
     assert ckpt.load_checkpoint(tmp_path / "a.pt")["weights"] == "student"
     capsys.readouterr()
     assert main(["export", str(source), "--out", str(tmp_path / "t.pt"), "--weights", "teacher"]) == 1

@@ -84,12 +84,10 @@ def test_every_method_trains_and_logs_its_own_losses(sim_ssl_root, tmp_path, met
     if recipe_for(method).uses_teacher:
         assert 0.0 < records[-1]["train/ema_decay"] < 1.0
         val = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if "val_teacher/miou" in r]
-        assert val and val[-1]["val_teacher/miou"] == pytest.approx(result.val_miou)
-        assert exported["weights"] == "teacher"
-        teacher = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["teacher"]
-        assert all(torch.equal(exported["model"][k], v) for k, v in teacher.items())
-    else:
-        assert exported["weights"] == "student"
+        assert val and 0.0 <= val[-1]["val_teacher/miou"] <= 1.0
+    assert exported["weights"] == "student"  # the measured default (checkpoint.DEFAULT_EXPORT_WEIGHTS)
+    student = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")["model"]
+    assert all(torch.equal(exported["model"][k], v) for k, v in student.items())
 
 
 class _RelabeledSource:

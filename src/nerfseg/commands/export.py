@@ -12,7 +12,8 @@ no EMA teacher besides the one chosen. It is the same file a run writes as RUN_D
 `nerfseg predict` reads (LiDAR only: the dataset needs no images or calibration).
 
 --weights: student = the trained network; teacher = its EMA teacher (mean-teacher methods);
-auto (default) = the teacher when the checkpoint has one, else the student.
+auto = the teacher when the checkpoint has one, else the student; the default is the student (measured:
+benchmarks/results/ssl_synthetic.md).
 
 examples:
   nerfseg export runs/mt/checkpoints/last.pt --out runs/mt/model_teacher.pt

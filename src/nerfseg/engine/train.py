@@ -202,7 +202,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> Tr
             return float(scores.miou)
         teacher = validate(state.teacher["model"], val_source, cfg, device, progress=cfg.train.progress)
         logger.log(step_now, {"miou": teacher.miou, "accuracy": teacher.accuracy}, prefix="val_teacher")
-        exports_teacher = ckpt.DEFAULT_EXPORT_WEIGHTS in ("auto", "teacher")  # model.pt's weights
+        exports_teacher = ckpt.DEFAULT_EXPORT_WEIGHTS in ("auto", "teacher")  # model.pt holds the teacher
         return float(teacher.miou if exports_teacher else scores.miou)
 
     labeled_batches, unlabeled_batches, num_unlabeled = _streams(cfg, train_source, labeled, step)
