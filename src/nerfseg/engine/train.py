@@ -135,8 +135,7 @@ def _streams(cfg: Config, train_source, labeled, step: int):
     if unlabeled.size == 0:
         raise ConfigError(
             f"method '{cfg.method.value}' needs unlabeled scans, but all {len(train_source)} training scans "
-            "are "
-            "labeled (lower data.label_fraction or give data.labeled_split)"
+            "are labeled (lower data.label_fraction or give data.labeled_split)"
         )
     inputs = None
     if recipe.uses_masks:
