@@ -48,6 +48,22 @@ def _step_of(path: Path) -> int:
         return -1
 
 
+def _children(pid: int) -> list[int]:
+    """Pids of the child processes of ``pid`` (Linux /proc)."""
+    pids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(c) for c in (task / "children").read_text().split()]
+    return pids
+
+
+def _alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
 def _assert_same_tensors(a: dict, b: dict, what: str) -> None:
     assert a.keys() == b.keys(), what
     for key in a:
@@ -64,10 +80,16 @@ def test_nerf_run_killed_and_resumed_matches_uninterrupted_run(sim_ssl_root, tmp
     while time.monotonic() < deadline and proc.poll() is None and _step_of(last) < 2:
         time.sleep(0.05)
     assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
+    workers = _children(proc.pid)
+    assert len(workers) >= 2  # the loader workers of the two streams
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
     assert 2 <= _step_of(last) < STEPS
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "loader workers outlived the killed training"
 
     resumed = subprocess.run(
         [sys.executable, "-m", "nerfseg", "train", "--resume", str(killed), "--no-progress"],

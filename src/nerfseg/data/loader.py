@@ -172,6 +172,29 @@ def make_train_loader(
     return resumable_loader(dataset, collate_samples, batch_size, seed, start_step, num_workers)
 
 
+def exit_with_parent(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's worker_init_fn signature
+    """DataLoader ``worker_init_fn``: on Linux the worker is killed when the process that started it dies
+    (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), so a training killed with SIGKILL leaves no loader workers behind
+    (torch's own watchdog only notices a dead parent between batches, and a worker blocked on its queue waits
+    forever)."""
+    import os
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    except OSError:
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def resumable_loader(
     dataset: Dataset, collate, batch_size: int, order_seed: int, start_step: int, num_workers: int,
     generator_seed: int | None = None,
@@ -186,6 +209,7 @@ def resumable_loader(
         num_workers=num_workers,
         collate_fn=catching_failures(collate),
         generator=torch.Generator().manual_seed(int(seed)),
+        worker_init_fn=exit_with_parent,
         persistent_workers=False,
         prefetch_factor=2 if num_workers > 0 else None,
     )
@@ -220,4 +244,5 @@ def make_eval_loader(
         num_workers=num_workers,
         collate_fn=collate_samples,
         generator=torch.Generator().manual_seed(0),
+        worker_init_fn=exit_with_parent,
     )
