@@ -112,8 +112,10 @@ def test_support_is_the_weight_of_the_present_corners():
     positions = torch.tensor([[1.0, 1.0, 1.0], [0.75, 0.5, 1.25]])  # inside the block's centre cell
     batch = torch.zeros(2, dtype=torch.int64)
     keys, frac = full.base_keys(positions, batch)
-    assert torch.allclose(full.support(keys, frac), torch.ones(2))
+    assert torch.allclose(full.interpolate_with_support(keys, frac)[1], torch.ones(2))
     # only voxel (0, 0, 0), centred at 0.5: weight prod(1 - frac) of the base corner
     expected = (1 - frac).prod(dim=1)
-    assert torch.allclose(lone.support(keys, frac), expected)
+    features, support = lone.interpolate_with_support(keys, frac)
+    assert torch.allclose(support, expected)
+    assert torch.allclose(features, lone.interpolate(keys, frac))
     assert torch.allclose(lone.interpolate(keys, frac) / expected[:, None], torch.ones(2, 2))

@@ -97,24 +97,29 @@ class VoxelGrid:
         weights = per_axis.prod(dim=2) * (rows >= 0)
         return rows, weights
 
-    def support(self, base_keys: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
-        """(S,) float32 sum of the trilinear weights of the corners that exist (1 inside a fully occupied
-        cell, less at the edge of the surface, 0 in empty space): :meth:`interpolate` divided by it is the
-        feature the present voxels agree on, at the scale of a voxel's own feature."""
-        return self.corner_rows(base_keys, frac)[1].sum(dim=1)
-
     def interpolate(self, base_keys: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
         """Trilinear interpolation of the voxel features: (S,) keys, (S, 3) frac -> (S, F) in feats' dtype.
 
         Uses ``embedding_bag`` (weighted sum of 8 rows) so no (S, 8, F) tensor is built; differentiable with
         respect to the voxel features.
         """
+        return self.interpolate_with_support(base_keys, frac)[0]
+
+    def interpolate_with_support(
+        self, base_keys: torch.Tensor, frac: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`interpolate` and, from the same corner lookup, the support (S,) float32: the sum of the
+        trilinear weights of the corners that exist (1 inside a fully occupied cell, less at the edge of the
+        surface, 0 in empty space). Features divided by it are what the present voxels agree on, at the scale
+        of a voxel's own feature."""
         rows, weights = self.corner_rows(base_keys, frac)
+        support = weights.sum(dim=1)
         if rows.shape[0] == 0 or self.feats.shape[0] == 0:
-            return self.feats.new_zeros((rows.shape[0], self.feats.shape[1]))
-        return F.embedding_bag(
+            return self.feats.new_zeros((rows.shape[0], self.feats.shape[1])), support
+        features = F.embedding_bag(
             rows.clamp_min(0), self.feats, per_sample_weights=weights.to(self.feats.dtype), mode="sum"
         )
+        return features, support
 
 
 def trilinear_features(
@@ -216,18 +221,21 @@ class StackedVoxelGrid:
         """(S,) bool: the coarse cell has an occupied corner."""
         return self.coarse.occupied(base_keys)
 
-    def support(self, base_keys: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
-        """(S,) support of the coarse features (:meth:`VoxelGrid.support`)."""
-        return self.coarse.support(base_keys, frac)
-
     def interpolate(self, base_keys: torch.Tensor, frac: torch.Tensor) -> torch.Tensor:
         """(S,) coarse keys, (S, 3) fractions -> (S, Fc + Ff): coarse and fine trilinear features.
 
         The sample position is recovered from key and fraction: ``(base + 0.5 + frac) * coarse voxel size``.
         """
-        coarse = self.coarse.interpolate(base_keys, frac)
+        return self.interpolate_with_support(base_keys, frac)[0]
+
+    def interpolate_with_support(
+        self, base_keys: torch.Tensor, frac: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`interpolate` and the support (S,) of the coarse features
+        (:meth:`VoxelGrid.interpolate_with_support`)."""
+        coarse, support = self.coarse.interpolate_with_support(base_keys, frac)
         coords = unpack_keys(base_keys)
         positions = (coords[:, 1:].to(frac.dtype) + 0.5 + frac) * self.coarse.voxel_size
         fine_keys, fine_frac = self.fine.base_keys(positions, coords[:, 0])
         fine = self.fine.interpolate(fine_keys, fine_frac)
-        return torch.cat([coarse, fine.to(coarse.dtype)], dim=1)
+        return torch.cat([coarse, fine.to(coarse.dtype)], dim=1), support

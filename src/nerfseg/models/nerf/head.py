@@ -347,12 +347,12 @@ class NerfHead(nn.Module):
         batch = ray_batch.to(torch.int64).repeat_interleave(num_samples)
         keys, frac = grid.base_keys(positions, batch)
         occupied = torch.nonzero(grid.occupied(keys)).squeeze(1)
-        features = grid.interpolate(keys[occupied], frac[occupied])
+        features, support = grid.interpolate_with_support(keys[occupied], frac[occupied])
         sigma_occupied, logits = self.field(features, positions[occupied])
         if self.point_classifier is not None:  # semantics from the segmentor's own classifier, fed the
             # features at a voxel's own scale (divided by the weight of the voxels present around the sample)
-            support = grid.support(keys[occupied], frac[occupied]).clamp_min(1e-6).unsqueeze(1)
-            logits = self.point_classifier(features[:, : self.feature_dim] / support.to(features.dtype))
+            scale = support.clamp_min(1e-6).unsqueeze(1).to(features.dtype)
+            logits = self.point_classifier(features[:, : self.feature_dim] / scale)
         sigma = sigma_occupied.new_zeros(num_rays * num_samples).index_copy(0, occupied, sigma_occupied)
         return sigma.view(num_rays, num_samples), logits, occupied
 
