@@ -23,28 +23,27 @@ from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.geometry.rays import PixelGrid, RayBundle, camera_ray_bundle, read_at_pixels
 from nerfseg.ssl.config import CameraRaysConfig
 from nerfseg.ssl.fusion import fuse_pseudo_labels
-from nerfseg.ssl.ray_sampler import sample_rays_with
+from nerfseg.ssl.ray_sampler import pixel_flat_index, sample_rays_with
 
 
 def camera_pseudo_labels(
-    head, volume, camera, scan: int, camera_index: int, mask_ids, truth, cfg: CameraRaysConfig, device
-) -> tuple[PixelGrid, torch.Tensor, torch.Tensor]:
-    """Teacher render + fusion of one camera image.
+    head, volume, camera, grid: PixelGrid, pixels, scan: int, camera_index: int, mask_ids, truth,
+    cfg: CameraRaysConfig,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Teacher render + fusion of one camera image on its reduced grid.
 
     Args:
         head: the teacher's NeRF head; volume: its render volume of the batch (``head.build_volume``).
-        camera: the teacher view's CameraFrame; scan / camera_index: its scan in the batch and camera index.
-        mask_ids: (H, W) int mask ids of the image (-1 = none); truth: (H, W) int64 ground-truth train ids or
-            None (oracle only).
+        camera: the teacher view's CameraFrame; grid: its reduced grid; pixels: ``grid.pixels`` on the device.
+        scan / camera_index: the camera's scan in the batch and its index.
+        mask_ids: (H, W) int mask ids of the full image (-1 = none); truth: (H', W') int64 ground-truth train
+            ids on the grid or None (read only by the oracle).
         cfg: the camera-ray settings.
 
     Returns:
-        (the reduced grid, labels (H', W') int64 pseudo-labels or IGNORE_INDEX, confidence (H', W') float32).
+        (labels (H', W') int64 pseudo-labels or IGNORE_INDEX, confidence (H', W') float32).
     """
-    width, height = camera.image_size
-    grid = PixelGrid(width, height, cfg.stride)
-    pixels = grid.pixels.to(device)
-    bundle = camera_ray_bundle(camera, pixels, scan=scan, camera_index=camera_index, device=device)
+    bundle = camera_ray_bundle(camera, pixels, scan=scan, camera_index=camera_index)
     rendered = head.render_clipped(volume, bundle)
     h, w = grid.shape
     probs = rendered.probs.view(h, w, -1)
@@ -52,15 +51,13 @@ def camera_pseudo_labels(
     if cfg.oracle:
         if truth is None:
             raise ValueError(f"{camera.image_path}: ssl.camera.oracle needs a ground-truth semantic image")
-        labels = torch.as_tensor(read_at_pixels(truth, grid.pixels)).to(device).view(h, w).long()
-        labels = torch.where(opacity >= cfg.tau_opacity, labels, torch.full_like(labels, IGNORE_INDEX))
-        confidence = (labels != IGNORE_INDEX).float()
-        return grid, labels, confidence
-    ids = torch.as_tensor(read_at_pixels(mask_ids, grid.pixels)).to(device).view(h, w)
+        labels = torch.where(opacity >= cfg.tau_opacity, truth, torch.full_like(truth, IGNORE_INDEX))
+        return labels, (labels != IGNORE_INDEX).float()
+    ids = torch.as_tensor(read_at_pixels(mask_ids, grid.pixels)).to(pixels.device).view(h, w)
     labels, confidence = fuse_pseudo_labels(
         probs, opacity, ids, cfg.fusion.tau_mask, cfg.fusion.tau_pix, cfg.tau_opacity
     )
-    return grid, labels, confidence.float()
+    return labels, confidence.float()
 
 
 def camera_render_loss(models, teacher_out, student_out, unlabeled, cfg: CameraRaysConfig, num_classes: int,
@@ -77,29 +74,29 @@ def camera_render_loss(models, teacher_out, student_out, unlabeled, cfg: CameraR
     labeled_pixels = total_pixels = correct = scored = 0
     for scan, cameras in enumerate(unlabeled.cameras):
         for slot, c in enumerate(cameras):
+            camera = unlabeled.teacher.samples[scan].cameras[c]
+            grid = PixelGrid(*camera.image_size, cfg.stride)
+            pixels = grid.pixels.to(device)
             truth = unlabeled.pixel_truth[scan][slot] if unlabeled.pixel_truth[scan] else None
+            if truth is not None:  # the ground truth on the grid, read once: metrics and the oracle
+                truth = torch.as_tensor(read_at_pixels(truth, grid.pixels)).to(device).view(grid.shape).long()
             mask_ids = unlabeled.mask_ids[scan][slot] if unlabeled.mask_ids[scan] else None
-            grid, labels, confidence = camera_pseudo_labels(
-                teacher_head, teacher_volume, unlabeled.teacher.samples[scan].cameras[c], scan, c,
-                mask_ids, truth, cfg, device,
+            labels, confidence = camera_pseudo_labels(
+                teacher_head, teacher_volume, camera, grid, pixels, scan, c, mask_ids, truth, cfg
             )
             has_label = labels != IGNORE_INDEX
             labeled_pixels += int(has_label.sum())
             total_pixels += labels.numel()
             if truth is not None:
-                gt = torch.as_tensor(read_at_pixels(truth, grid.pixels)).to(device).view_as(labels)
-                ok = has_label & (gt != IGNORE_INDEX)
+                ok = has_label & (truth != IGNORE_INDEX)
                 scored += int(ok.sum())
-                correct += int((labels[ok] == gt[ok]).sum())
+                correct += int((labels[ok] == truth[ok]).sum())
             drawn, ray_labels = sample_rays_with(cfg.sampler, labels, confidence, generator)
             if drawn.shape[0] == 0:
                 continue
-            flat = drawn[:, 1] * grid.shape[1] + drawn[:, 0]  # (col, row) of the reduced grid -> row-major
-            pixels = grid.pixels.to(device)[flat]
             student_camera = unlabeled.student.samples[scan].cameras[c]
-            bundles.append(
-                camera_ray_bundle(student_camera, pixels, scan=scan, camera_index=c, device=device)
-            )
+            drawn_pixels = pixels[pixel_flat_index(drawn, grid.shape[1])]
+            bundles.append(camera_ray_bundle(student_camera, drawn_pixels, scan=scan, camera_index=c))
             targets.append(ray_labels)
     metrics = {"render_pseudo_coverage": labeled_pixels / max(total_pixels, 1)}
     if scored:
