@@ -1,4 +1,11 @@
-"""Shared settings of the training tests."""
+"""Shared settings and helpers of the training tests."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
 
 TINY_SEGMENTOR_OVERRIDES = [
     "model.segmentor.preset=tiny",
@@ -27,3 +34,20 @@ SMALL_HEAD_OVERRIDES = [
 ]
 """`--set` keys that shrink the NeRF head and the camera-ray budget and open every gate (a fresh head is
 nearly transparent), so every method runs its whole path in a two-step test."""
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment of a `python -m nerfseg` subprocess: this checkout's src/ first, one OpenMP thread."""
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def checkpoint_step(path: Path) -> int:
+    """Step of the training checkpoint at ``path``, -1 while it is missing or being written."""
+    from nerfseg.engine.checkpoint import load_checkpoint
+
+    try:
+        return int(load_checkpoint(path)["step"])
+    except Exception:
+        return -1

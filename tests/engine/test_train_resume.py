@@ -3,7 +3,6 @@ the same weights, optimiser and scheduler state, bit for bit, as an uninterrupte
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import torch
 from nerfseg.config import load_config
 from nerfseg.engine.checkpoint import load_checkpoint
 from nerfseg.engine.logging import read_metrics
-from train_testing import TINY_SEGMENTOR_OVERRIDES
+from train_testing import TINY_SEGMENTOR_OVERRIDES, checkpoint_step, subprocess_env
 
 REPO = Path(__file__).resolve().parents[2]
 PRESET = REPO / "configs" / "synthetic" / "supervised.yaml"
@@ -41,46 +40,33 @@ def _command(root: Path, run_dir: Path, extra: list[str]) -> list[str]:
     return args + extra
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    env["OMP_NUM_THREADS"] = "1"
-    return env
-
-
-def _step_of(path: Path) -> int:
-    try:
-        return int(load_checkpoint(path)["step"])
-    except Exception:
-        return -1
-
-
 @pytest.mark.slow
 def test_sigkill_then_resume_matches_uninterrupted_run(tiny_kitti, tmp_path):
     assert load_config(PRESET).data.num_workers > 0  # the preset's workers are exercised below
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_command(tiny_kitti, killed, []), env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_command(tiny_kitti, killed, []), env=subprocess_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
     last = killed / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and _step_of(last) < 2:
+    while time.monotonic() < deadline and proc.poll() is None and checkpoint_step(last) < 2:
         time.sleep(0.05)
     assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
-    killed_at = _step_of(last)
+    killed_at = checkpoint_step(last)
     assert 2 <= killed_at < STEPS
 
     resumed = subprocess.run(
         [sys.executable, "-m", "nerfseg", "train", "--resume", str(killed), "--no-progress"],
-        env=_env(), capture_output=True, text=True, timeout=300,
+        env=subprocess_env(), capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     straight = tmp_path / "straight"
-    full = subprocess.run(_command(tiny_kitti, straight, []), env=_env(), capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
+    full = subprocess.run(
+        _command(tiny_kitti, straight, []), env=subprocess_env(), capture_output=True, text=True, timeout=300
+    )
     assert full.returncode == 0, full.stderr[-3000:]
 
     a = load_checkpoint(killed / "checkpoints" / "last.pt")

@@ -4,7 +4,6 @@ scheduler and RNG states, bit for bit, as an uninterrupted run."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import torch
 
 from nerfseg.engine.checkpoint import load_checkpoint
 from nerfseg.engine.logging import read_metrics
-from train_testing import SMALL_HEAD_OVERRIDES, TINY_SEGMENTOR_OVERRIDES
+from train_testing import SMALL_HEAD_OVERRIDES, TINY_SEGMENTOR_OVERRIDES, checkpoint_step, subprocess_env
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 5
@@ -33,19 +32,6 @@ def _command(root: Path, run_dir: Path) -> list[str]:
     for s in sets:
         args += ["--set", s]
     return args
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + env.get("PYTHONPATH", "")
-    return env
-
-
-def _step_of(path: Path) -> int:
-    try:
-        return int(load_checkpoint(path)["step"])
-    except Exception:
-        return -1
 
 
 def _children(pid: int) -> list[int]:
@@ -73,11 +59,11 @@ def _assert_same_tensors(a: dict, b: dict, what: str) -> None:
 @pytest.mark.slow
 def test_nerf_run_killed_and_resumed_matches_uninterrupted_run(sim_ssl_root, tmp_path):
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_command(sim_ssl_root, killed), env=_env(), stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(_command(sim_ssl_root, killed), env=subprocess_env(), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)  # fmt: skip
     last = killed / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None and _step_of(last) < 2:
+    while time.monotonic() < deadline and proc.poll() is None and checkpoint_step(last) < 2:
         time.sleep(0.05)
     assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
     workers = _children(proc.pid)
@@ -85,7 +71,7 @@ def test_nerf_run_killed_and_resumed_matches_uninterrupted_run(sim_ssl_root, tmp
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
-    assert 2 <= _step_of(last) < STEPS
+    assert 2 <= checkpoint_step(last) < STEPS
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
         time.sleep(0.1)
@@ -93,12 +79,13 @@ def test_nerf_run_killed_and_resumed_matches_uninterrupted_run(sim_ssl_root, tmp
 
     resumed = subprocess.run(
         [sys.executable, "-m", "nerfseg", "train", "--resume", str(killed), "--no-progress"],
-        env=_env(), capture_output=True, text=True, timeout=600,
+        env=subprocess_env(), capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     straight = tmp_path / "straight"
-    full = subprocess.run(_command(sim_ssl_root, straight), env=_env(), capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    full = subprocess.run(
+        _command(sim_ssl_root, straight), env=subprocess_env(), capture_output=True, text=True, timeout=600
+    )
     assert full.returncode == 0, full.stderr[-3000:]
 
     a = load_checkpoint(killed / "checkpoints" / "last.pt")
