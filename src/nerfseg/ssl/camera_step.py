@@ -60,11 +60,14 @@ def camera_pseudo_labels(
     return labels, confidence.float()
 
 
-def camera_render_loss(models, teacher_out, student_out, unlabeled, cfg: CameraRaysConfig, num_classes: int,
-                       generator: torch.Generator) -> tuple[torch.Tensor, dict[str, float]]:
+def camera_render_loss(
+    models, teacher_out, student_out, unlabeled, cfg: CameraRaysConfig, num_classes: int,
+    generator: torch.Generator, student_volume=None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Cross-entropy of the student's rendered rays against fused pseudo-labels, over the batch's chosen
     cameras; returns (loss scalar, metrics: rays drawn, pseudo-label coverage / accuracy against the
-    ground-truth images where the dataset has them)."""
+    ground-truth images where the dataset has them). ``student_volume``: the student head's volume of
+    ``student_out`` when the caller already built it."""
     device = student_out.point_logits.device
     teacher_head = models.teacher["head"]
     with torch.no_grad():
@@ -107,7 +110,7 @@ def camera_render_loss(models, teacher_out, student_out, unlabeled, cfg: CameraR
     bundle = RayBundle.cat(bundles)
     labels = torch.cat(targets)
     student_head = models.head
-    volume = student_head.build_volume(student_out)
+    volume = student_head.build_volume(student_out) if student_volume is None else student_volume
     rendered = student_head.render_grid(volume, bundle, generator=generator)
     picked = rendered.probs.gather(1, labels.unsqueeze(1)).squeeze(1)
     loss = -torch.log(picked.clamp_min(student_head.cfg.eps)).mean()

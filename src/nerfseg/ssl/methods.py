@@ -128,10 +128,12 @@ def method_losses(
     return terms, metrics
 
 
-def _add_geometry(terms, metrics, which: str, head, seg_out, batch: PointBatch, generator) -> None:
+def _add_geometry(
+    terms, metrics, which: str, head, seg_out, batch: PointBatch, generator, volume=None
+) -> None:
     from nerfseg.models.nerf.losses import lidar_ray_losses
 
-    geo = lidar_ray_losses(head, seg_out, batch, generator)
+    geo = lidar_ray_losses(head, seg_out, batch, generator, volume)
     terms[f"geometry_{which}"] = geo["total"]
     for key in ("depth", "opacity", "free", "semantic", "num_rays"):
         metrics[f"geo_{which}_{key}"] = float(geo[key].detach())
@@ -143,6 +145,8 @@ def _unlabeled_terms(
     truth = unlabeled.metric_labels
     teacher = teacher_points(models.teacher, unlabeled.teacher) if recipe.uses_teacher else None
     student = models.model(unlabeled.student)
+    # the student head's volume of the unlabeled scans, built once for the camera and the geometry losses
+    student_volume = models.head.build_volume(student) if recipe.uses_head else None
     if recipe.consistency:
         pseudo = confident_labels(teacher, ssl.pseudo.threshold)
         terms["consistency"] = ssl.pseudo.weight * pseudo_label_ce(student.point_logits, pseudo)
@@ -167,12 +171,14 @@ def _unlabeled_terms(
         from nerfseg.ssl.camera_step import camera_render_loss
 
         loss, camera_metrics = camera_render_loss(
-            models, teacher.output, student, unlabeled, ssl.camera, num_classes, generator
+            models, teacher.output, student, unlabeled, ssl.camera, num_classes, generator, student_volume
         )
         terms["render"] = ssl.camera.weight * loss
         metrics.update(camera_metrics)
     if recipe.geometry:
-        _add_geometry(terms, metrics, "unlabeled", models.head, student, unlabeled.student, generator)
+        _add_geometry(
+            terms, metrics, "unlabeled", models.head, student, unlabeled.student, generator, student_volume
+        )
 
 
 def _log_accuracy(metrics: dict[str, float], name: str, pseudo: torch.Tensor, truth) -> None:

@@ -39,7 +39,7 @@ def draw_points_per_scan(
 
 
 def lidar_ray_losses(
-    head: NerfHead, seg_out, batch, generator: torch.Generator | None = None
+    head: NerfHead, seg_out, batch, generator: torch.Generator | None = None, volume=None
 ) -> dict[str, torch.Tensor]:
     """LiDAR-ray losses of one training step.
 
@@ -50,6 +50,8 @@ def lidar_ray_losses(
         batch: the PointBatch the segmentor saw (points (N, 4) in each scan's LiDAR frame, batch_index (N,),
             labels (N,) or None).
         generator: random source of the drawn points and of the stratified samples.
+        volume: ``head.build_volume(seg_out)`` when the caller already built it (other losses of the step
+            render through the same volume); built here otherwise.
 
     Returns:
         dict of scalar tensors: ``depth`` (mean |D - range|, metres), ``opacity`` (mean -log A at the return),
@@ -69,7 +71,7 @@ def lidar_ray_losses(
     bundle, ranges = lidar_ray_bundle(points[drawn], batch.batch_index[drawn])
     far = ranges + cfg.lidar_surface_margin
     near = torch.full_like(far, cfg.near)
-    grid = head.build_volume(seg_out)
+    grid = head.build_volume(seg_out) if volume is None else volume
     out = head.render_grid(
         grid,
         bundle,
