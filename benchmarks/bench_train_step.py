@@ -494,9 +494,9 @@ def method_settings(cfg, recipe) -> dict:
             near=nerf.near,
             far=nerf.far,
             chunk_rays=nerf.chunk_rays,
-            early_stop_transmittance=getattr(nerf, "early_stop_transmittance", None),
-            volume_stride=getattr(nerf, "volume_stride", None),
-            volume_dilation=getattr(nerf, "volume_dilation", None),
+            early_stop_transmittance=nerf.early_stop_transmittance,
+            volume_stride=nerf.volume_stride,
+            volume_dilation=nerf.volume_dilation,
         )
     if recipe.camera or recipe.projection:
         camera = cfg.ssl.camera
