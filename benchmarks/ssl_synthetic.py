@@ -84,6 +84,13 @@ METHODS = {
     "nerf-oracle": ("nerf.yaml", ("ssl.camera.oracle=true",)),
     "projection-oracle": ("projection.yaml", ("ssl.projection.oracle=true",)),
 }
+# Diagnostics outside the protocol, run only when named in --runs: the geometry losses kept out of the
+# backbone (model.nerf.detach_field_features), to tell whether the LiDAR-ray geometry loss is what costs
+# the geometry control and nerf their points at 2 labeled scans.
+DIAGNOSTICS = {
+    "geometry-detached": ("geometry.yaml", ("model.nerf.detach_field_features=true",)),
+    "nerf-detached": ("nerf.yaml", ("model.nerf.detach_field_features=true",)),
+}
 PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "mean-teacher": "train/consistency_pseudo_accuracy",
     "lasermix": "train/consistency_pseudo_accuracy",
@@ -93,6 +100,7 @@ PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "nerf+mean-teacher": "train/render_pseudo_accuracy",
     "nerf+lasermix": "train/render_pseudo_accuracy",
     "nerf-oracle": "train/render_pseudo_accuracy",
+    "nerf-detached": "train/render_pseudo_accuracy",
 }
 
 
@@ -162,7 +170,7 @@ def prepare_data(out: Path, rig: Rig, data_seed: int, sim_set: list[str]) -> Pat
 
 
 def train_run(out: Path, root: Path, rig: Rig, method: str, fraction: float, seed: int, steps: int) -> dict:
-    preset, extra = METHODS[method]
+    preset, extra = {**METHODS, **DIAGNOSTICS}[method]
     name = f"{rig.name}_{method}_{fraction:g}_s{seed}"
     run_dir = out / "runs" / name
     sets = [
@@ -272,8 +280,9 @@ def main(argv: list[str] | None = None) -> int:
         todo = []
         for spec in args.runs.split(","):
             method, fraction, seed, *rig = spec.split(":")
-            if method not in METHODS:
-                parser.error(f"--runs: unknown method {method!r} (known: {', '.join(METHODS)})")
+            if method not in METHODS and method not in DIAGNOSTICS:
+                known = ", ".join([*METHODS, *DIAGNOSTICS])
+                parser.error(f"--runs: unknown method {method!r} (known: {known})")
             todo.append((rig[0] if rig else "front", method, float(fraction), int(seed)))
     protocol = {  # the protocol's definition, whichever subset this invocation runs
         "rigs": {name: RIGS[name].__dict__ for name in RIGS},

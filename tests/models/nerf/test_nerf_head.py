@@ -216,3 +216,28 @@ def test_clipped_render_matches_the_full_render_with_fewer_samples():
         assert float((clipped.depth - full.depth).abs().max()) < 30.0 / 256
         assert (clipped.opacity[60:] == 0).all()
         assert clipped.num_samples < full.num_samples / 10
+
+
+def test_detached_field_features_keep_depth_gradients_out_of_the_backbone():
+    """detach_field_features: the depth (geometry) gradient stops at the field, while the semantics still
+    reach the voxel features through the point classifier."""
+    torch.manual_seed(0)
+    origins, dirs, _ = _rays_towards_slab(64)
+    grads = {}
+    for detach in (False, True):
+        coords, feats = _slab(feature_dim=8, requires_grad=True)
+        torch.manual_seed(0)
+        head = NerfHead(
+            NerfConfig(near=0.5, far=30.0, samples_per_ray=256, volume_stride=1, volume_dilation=0,
+                       detach_field_features=detach),
+            feature_dim=8,
+            num_classes=NUM_CLASSES,
+        )
+        head.use_point_classifier(nn.Linear(8, NUM_CLASSES))
+        out = head.render(VoxelGrid(coords, feats, VOXEL), RayBundle.from_rays(origins, dirs, 0))
+        depth_grad = torch.autograd.grad(out.depth.sum(), feats, retain_graph=True, allow_unused=True)[0]
+        sem_grad = torch.autograd.grad(out.probs[:, 1].sum(), feats, allow_unused=True)[0]
+        grads[detach] = (depth_grad, sem_grad)
+    assert float(grads[False][0].abs().sum()) > 0
+    assert grads[True][0] is None or float(grads[True][0].abs().sum()) == 0
+    assert float(grads[True][1].abs().sum()) > 0

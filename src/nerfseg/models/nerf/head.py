@@ -72,6 +72,11 @@ class NerfConfig:
             then only serves density).
         volume_fine_features: also read the stride-1 voxel features beside the coarse volume's (the field
             sees where inside a cell the LiDAR surface lies; occupancy stays the coarse volume's).
+        detach_field_features: the field MLP (density, and its own semantic branch) reads the voxel features
+            detached from the segmentor, so the geometry losses (depth, opacity, free space) train the head
+            only and never move the backbone's features. With ``semantics_from_point_head`` the rendered
+            semantics still reach the backbone through the point classifier, which reads the features
+            undetached.
     """
 
     near: float = 0.5
@@ -99,6 +104,7 @@ class NerfConfig:
     volume_dilation: int = 0
     volume_fine_features: bool = False
     semantics_from_point_head: bool = True
+    detach_field_features: bool = False
 
     def validate(self) -> NerfConfig:
         """Raise ConfigError naming the first invalid key (as ``model.nerf.KEY``); return self."""
@@ -348,7 +354,8 @@ class NerfHead(nn.Module):
         keys, frac = grid.base_keys(positions, batch)
         occupied = torch.nonzero(grid.occupied(keys)).squeeze(1)
         features, support = grid.interpolate_with_support(keys[occupied], frac[occupied])
-        sigma_occupied, logits = self.field(features, positions[occupied])
+        field_input = features.detach() if self.cfg.detach_field_features else features
+        sigma_occupied, logits = self.field(field_input, positions[occupied])
         if self.point_classifier is not None:  # semantics from the segmentor's own classifier, fed the
             # features at a voxel's own scale (divided by the weight of the voxels present around the sample)
             scale = support.clamp_min(1e-6).unsqueeze(1).to(features.dtype)
