@@ -89,6 +89,8 @@ class Scores:
         accuracy: overall point accuracy as the rule defines it.
         freq_weighted_iou: frequency-weighted IoU (nuScenes rule only), else None.
         rule: "semantickitti" or "nuscenes".
+        confusion: the (C + 1, C + 1) int64 counts [gt, pred] the scores were read from (last row / column
+            = IGNORE_INDEX), or None.
     """
 
     class_names: tuple[str, ...]
@@ -97,6 +99,7 @@ class Scores:
     accuracy: float
     freq_weighted_iou: float | None = None
     rule: str = ""
+    confusion: np.ndarray | None = None
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN -> None)."""
@@ -142,7 +145,9 @@ def semantickitti_scores(cm: ConfusionMatrix, class_names: Sequence[str]) -> Sco
     fn = labeled.sum(axis=1) - tp  # labeled c, predicted as anything else, "ignore" included
     iou = tp / (tp + fp + fn + SEMANTICKITTI_EPS)
     accuracy = tp.sum() / (tp.sum() + fp.sum() + SEMANTICKITTI_EPS)
-    return Scores(tuple(class_names), iou, float(iou.mean()), float(accuracy), None, "semantickitti")
+    return Scores(
+        tuple(class_names), iou, float(iou.mean()), float(accuracy), None, "semantickitti", cm.matrix.copy()
+    )
 
 
 def nuscenes_scores(cm: ConfusionMatrix, class_names: Sequence[str]) -> Scores:
@@ -158,7 +163,9 @@ def nuscenes_scores(cm: ConfusionMatrix, class_names: Sequence[str]) -> Scores:
         total = conf.sum()
         fw_iou = float(np.nansum(gt_count * iou) / total) if total else float("nan")
         accuracy = float(tp.sum() / total) if total else float("nan")
-    return Scores(tuple(class_names), iou.astype(np.float64), miou, accuracy, fw_iou, "nuscenes")
+    return Scores(
+        tuple(class_names), iou.astype(np.float64), miou, accuracy, fw_iou, "nuscenes", cm.matrix.copy()
+    )
 
 
 def _check_names(cm: ConfusionMatrix, class_names: Sequence[str]) -> None:
