@@ -177,3 +177,39 @@ def test_nuscenes_simulation_previews_use_its_ground_truth(tmp_path, capsys):
     assert preview.name.endswith("_CAM_FRONT.png")
     with Image.open(preview) as fig:
         assert fig.size == (80, 4 * (45 + 14))  # image, masks, stand-in teacher argmax, fused pseudo-labels
+
+
+def _cache_files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_two_concurrent_shards_fill_exactly_the_entries_of_one_process(tmp_path):
+    """`--shard 0/2` and `--shard 1/2`, run at the same time into one cache, leave the same files with the
+    same bytes as one process over the whole split (and no temporaries)."""
+    frames = 7
+    root = write_tiny_kitti(tmp_path / "ds", frames=frames, h=40, w=56, semantic=False)
+    base = [sys.executable, "-m", "nerfseg", "masks", str(root), "--no-progress", "--set",
+            "masks.superpixel.min_size=20"]
+    one, shared = tmp_path / "one", tmp_path / "shared"
+    single = subprocess.run(base + ["--set", f"masks.cache_dir={one}"], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert single.returncode == 0, single.stderr
+    procs = [subprocess.Popen(base + ["--set", f"masks.cache_dir={shared}", "--shard", f"{i}/2"], cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in outs]
+    assert "shard 0/2 (4 of 7 samples): 4 image(s): 0 already cached, 4 computed" in outs[0][0]
+    assert "shard 1/2 (3 of 7 samples): 3 image(s): 0 already cached, 3 computed" in outs[1][0]
+    expected, got = _cache_files(one), _cache_files(shared)
+    assert sum(name.endswith(".npz") for name in expected) == frames  # procedural images differ per frame
+    assert got.keys() == expected.keys()
+    assert all(got[name] == expected[name] for name in expected)
+
+
+def test_bad_shard_is_one_clear_error(tmp_path, capsys):
+    root = write_tiny_kitti(tmp_path / "ds", frames=1, h=32, w=48, semantic=False)
+    for bad in ("2/2", "-1/2", "x"):
+        assert main(["masks", str(root), "--no-progress", f"--shard={bad}"]) == 1
+        err = capsys.readouterr().err
+        assert "--shard" in err and bad in err and len(err.strip().splitlines()) == 1  # no traceback
+    assert not default_cache_root(root).exists()  # nothing computed

@@ -86,6 +86,11 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--limit", type=int, default=0, metavar="N", help="only the first N samples (0 = all)"
     )
+    parser.add_argument(
+        "--shard", default="0/1", metavar="I/N",
+        help="compute only shard I of N (samples whose index is I mod N), e.g. one per process or machine; "
+        "all shards write into the same cache (default 0/1: everything)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
     fu = parser.add_argument_group("preview fusion (default: the config's ssl.camera.fusion)")
@@ -142,7 +147,9 @@ def run(args: argparse.Namespace) -> int:
     from nerfseg.errors import DataError
     from nerfseg.masks.config import open_run_mask_cache
     from nerfseg.masks.preview import write_preview
+    from nerfseg.masks.shard import parse_shard
 
+    shard = parse_shard(args.shard)
     cfg = run_config(args)
     data = cfg.data
     fusion = cfg.ssl.camera.fusion
@@ -158,7 +165,9 @@ def run(args: argparse.Namespace) -> int:
     status: Counter = Counter()
     previews = 0
     failures: list[str] = []
-    bar = tqdm(range(count), desc=f"masks ({source.name})", unit="scan", disable=args.no_progress)
+    desc = f"masks ({source.name})" if shard.count == 1 else f"masks ({source.name}, shard {shard})"
+    indices = shard.indices(count)
+    bar = tqdm(indices, desc=desc, unit="scan", disable=args.no_progress)
     for index in bar:
         try:
             sample = dataset[index]
@@ -185,8 +194,9 @@ def run(args: argparse.Namespace) -> int:
             tqdm.write(f"error: {err}")
         bar.set_postfix(cached=status["cached"], computed=status["computed"] + status["recomputed"])
     total = sum(status.values())
+    scope = "" if shard.count == 1 else f"shard {shard} ({len(indices)} of {count} samples): "
     print(
-        f"{total} image(s): {status['cached']} already cached, {status['computed']} computed, "
+        f"{scope}{total} image(s): {status['cached']} already cached, {status['computed']} computed, "
         f"{status['recomputed']} recomputed (corrupt entries); cache: {cache.folder}"
     )
     if previews:

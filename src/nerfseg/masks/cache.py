@@ -3,7 +3,10 @@
 Layout: ``ROOT/<source name>-<hash of source settings>/<hash of image>.npz`` (default ROOT:
 ``DATASET/.nerfseg_cache/masks``), with a ``source.txt`` naming the settings. Entries are written atomically
 (a killed run leaves either no entry or a complete one, so a rerun resumes); an entry that cannot be read or
-does not fit its image is reported with a warning and recomputed.
+does not fit its image is reported with a warning and recomputed. There is no index or manifest: every entry
+is an independent file whose bytes depend only on the image and the settings (``np.savez_compressed`` writes
+fixed zip timestamps), so several processes or machines (``nerfseg masks --shard i/n``) fill one cache
+without conflicts, and a file two of them write gets the same bytes from both.
 """
 
 from __future__ import annotations
