@@ -30,6 +30,7 @@ import torch
 
 from nerfseg.data.collate import collate_samples
 from nerfseg.data.datasets import open_dataset
+from nerfseg.engine.precision import cpu_isa
 from nerfseg.geometry.rays import PixelGrid, camera_ray_bundle, read_at_pixels, z_depth_to_ray_distance
 from nerfseg.io_utils import atomic_write_text
 from nerfseg.models.nerf.coverage import (
@@ -215,6 +216,7 @@ def main() -> int:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
         ).stdout.strip(),
         "platform": platform.platform(),
+        "isa": cpu_isa().describe(),
         "torch": torch.__version__,
         "bounds": {},
         "runs": {},

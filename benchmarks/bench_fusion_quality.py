@@ -40,6 +40,7 @@ import torch
 from nerfseg.data.io import read_image
 from nerfseg.data.labelmaps import SEMANTICKITTI
 from nerfseg.data.sample import IGNORE_INDEX
+from nerfseg.engine.precision import cpu_isa
 from nerfseg.io_utils import atomic_write_text
 from nerfseg.masks.cache import MaskCache, default_cache_root
 from nerfseg.masks.noisy_teacher import (
@@ -74,7 +75,8 @@ def machine() -> str:
     import os
 
     return (
-        f"{model or platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores, torch {torch.__version__}"
+        f"{model or platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores, "
+        f"ISA {cpu_isa().describe()}, torch {torch.__version__}"
     )
 
 

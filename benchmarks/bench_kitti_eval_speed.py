@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nerfseg.engine.precision import cpu_isa
+
 RAW_IDS = np.array([0, 10, 11, 15, 18, 20, 30, 40, 44, 48, 49, 50, 51, 52, 70, 71, 72, 80, 81, 99, 252])
 
 
@@ -70,6 +72,7 @@ def main() -> int:
     record = {
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, python {platform.python_version()}",
+        "isa": cpu_isa().describe(),
         "command": " ".join(sys.argv),
         "scans": args.scans,
         "points_per_scan": args.points,

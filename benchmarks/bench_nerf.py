@@ -35,6 +35,7 @@ import torch
 
 from nerfseg.data.collate import PointBatch, collate_samples
 from nerfseg.data.datasets import open_dataset
+from nerfseg.engine.precision import cpu_isa
 from nerfseg.geometry.rays import RayBundle, camera_rays
 from nerfseg.io_utils import atomic_write_text
 from nerfseg.models.nerf import NerfConfig, NerfHead, lidar_ray_losses
@@ -205,7 +206,8 @@ def main() -> int:
         ),
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "commit": git_commit(),
-        "machine": f"{cpu_model()}, {torch.get_num_threads()} torch threads, torch {torch.__version__}",
+        "machine": f"{cpu_model()}, ISA {cpu_isa().describe()}, {torch.get_num_threads()} torch threads, "
+        f"torch {torch.__version__}",
         "load_average_at_end": Path("/proc/loadavg").read_text().split()[:3],
         "points_per_step": int(batch.points.shape[0]),
         "scans_per_step": args.batch,

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nerfseg.engine.precision import cpu_isa
+
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate.jsonl"
 
 
@@ -67,7 +69,8 @@ def main() -> int:
         "benchmark": "simulate",
         "command": "python benchmarks/bench_simulate.py " + " ".join(sys.argv[1:]),
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+                    "isa": cpu_isa().describe()},
         "load_average_1m_before": round(load_before[0], 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
         "workers": args.workers,

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nerfseg.engine.precision import cpu_isa
+
 
 def _ray_boxes(d: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """(R, 3) ray directions from the origin, (B, 3) box corners -> (R,) nearest hit (inf if none)."""
@@ -222,6 +224,7 @@ def machine() -> dict:
         "threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "(default)"),
+        **{k: v for k, v in cpu_isa().as_dict().items() if k != "cpu"},  # isa, native_bf16, bf16_flags
     }
 
 
@@ -232,7 +235,8 @@ def write_markdown(path: Path, r: dict) -> None:
         "",
         f"- command: `{r['command']}`",
         f"- machine: {m['cpu']}, {m['cores']} cores, {m['threads']} torch threads, torch {m['torch']}, "
-        f"OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']}",
+        f"OMP_WAIT_POLICY={m['OMP_WAIT_POLICY']}, ISA {m.get('isa', '?')} "
+        f"({'native bf16: ' + ', '.join(m['bf16_flags']) if m.get('native_bf16') else 'no native bf16'})",
         f"- date: {r['date']}",
         f"- load average before / after: {r['load_before']} / {r['load_after']} (shared machine; best of "
         f"{r['repeats']} runs reported)",
@@ -294,7 +298,8 @@ def main() -> int:
     )
     parser.add_argument("--preset", default="full", help="segmentor preset for the inference benchmark")
     parser.add_argument(
-        "--no-bf16", action="store_true", help="skip the bf16-autocast inference (CPUs without native bf16)"
+        "--no-bf16", action="store_true",
+        help="skip the bf16-autocast inference (skipped anyway on CPUs without native bf16: emulated there)",
     )
     parser.add_argument("--out", type=Path, help="write a markdown report (with the raw JSON) here")
     args = parser.parse_args()
@@ -305,7 +310,9 @@ def main() -> int:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
         "repeats": args.repeats,
-        "inference": bench_inference(args.repeats, args.scan_azimuth, args.preset, not args.no_bf16),
+        "inference": bench_inference(
+            args.repeats, args.scan_azimuth, args.preset, not args.no_bf16 and cpu_isa().native_bf16
+        ),
         "matmul_peak_gflops": matmul_peak(args.repeats),
         "matmul_peak_bf16_gflops": matmul_peak(args.repeats, torch.bfloat16),
         "submanifold": bench_submanifold(args.repeats, args.conv_azimuth),

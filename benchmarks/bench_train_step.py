@@ -67,7 +67,10 @@ def machine() -> str:
         )
     except (OSError, subprocess.CalledProcessError, StopIteration):
         model = platform.processor() or "unknown CPU"
-    return f"{model}, {os.cpu_count()} logical CPUs, {platform.system()} {platform.release()}"
+    from nerfseg.engine.precision import cpu_isa
+
+    isa = f"ISA {cpu_isa().describe()}"
+    return f"{model}, {os.cpu_count()} logical CPUs, {isa}, {platform.system()} {platform.release()}"
 
 
 def simulate(root: Path, azimuth_steps: int, frames: int) -> Path:

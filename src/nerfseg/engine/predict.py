@@ -56,7 +56,8 @@ def predict(
         version: nuScenes version; None = the checkpoint's ``data.version``.
         batch_size / num_workers: loading; device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto`` (bf16 autocast on CUDA, float32 on the CPU), ``float32`` or ``bf16`` (bf16
-            autocast on any device; see nerfseg.engine.precision).
+            autocast where the device has native bf16, else float32 with a PrecisionFallbackWarning; see
+            nerfseg.engine.precision).
         num_threads: torch intra-op threads for this call (0 = leave torch's setting).
 
     Raises DataError for unreadable checkpoints or data, and when the dataset's classes differ from the
