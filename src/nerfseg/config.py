@@ -35,7 +35,8 @@ class DataConfig:
     Attributes:
         dataset: one of ``semantickitti``, ``scribblekitti``, ``nuscenes``.
         root: dataset root folder (``sequences/`` for the KITTI layouts, ``v1.0-*/`` for nuScenes).
-        version: nuScenes table version (``v1.0-trainval``, ``v1.0-mini``); ignored for KITTI layouts.
+        version: nuScenes table version (``v1.0-trainval``, ``v1.0-mini``, ``v1.0-test``), or ``auto``: the
+            one ``v1.0-*`` folder under ``root`` (several are an error); ignored for KITTI layouts.
         train_split / val_split: split names of the reader (``val_split: ""`` disables validation).
         labeled_split: a split file (one sample id a line: ``SS/FFFFFF`` for the KITTI layouts, LiDAR
             sample_data tokens for nuScenes; ``nerfseg make-splits`` writes them, ``splits/`` holds the
@@ -53,7 +54,7 @@ class DataConfig:
 
     dataset: str = "semantickitti"
     root: str = "data/sim"
-    version: str = "v1.0-trainval"
+    version: str = "auto"
     train_split: str = "train"
     val_split: str = "val"
     labeled_split: str = ""

@@ -51,6 +51,14 @@ def test_splits_select_scenes_and_ids_are_lidar_tokens(tree):
     assert len(train) == 1 and len(everything) == 2
 
 
+def test_version_detected_and_generic_split_names_mapped(tree):
+    """The tree holds only v1.0-mini: no version reads it, and train / val mean mini_train / mini_val."""
+    train = NuScenesDataset(tree.root, None, split="train")
+    val = NuScenesDataset(tree.root, "auto", split="val")
+    assert (train.version, train.split, val.split) == ("v1.0-mini", "mini_train", "mini_val")
+    assert train.sample_ids == [tree.lidar_token_a] and val.sample_ids == [tree.lidar_token_b]
+
+
 def test_points_intensity_and_timestamps(tree, sample_a, real_data):
     raw = np.fromfile(tree.lidar_file_a, dtype=np.float32).reshape(-1, 5)
     assert sample_a.points.shape == (34688, 5) and sample_a.points.dtype == np.float32
@@ -210,8 +218,10 @@ def test_reader_applies_ego_motion_from_a_synthetic_second_pose(tmp_path):
 
 
 def test_split_and_version_errors(tree):
-    with pytest.raises(ConfigError, match="belongs to v1.0-trainval"):
-        NuScenesDataset(tree.root, "v1.0-mini", split="train")
+    with pytest.raises(ConfigError, match="belongs to v1.0-mini"):
+        NuScenesDataset(tree.root, "v1.0-trainval", split="mini_train")
+    with pytest.raises(ConfigError, match="v1.0-mini has no test split"):
+        NuScenesDataset(tree.root, "v1.0-mini", split="test")
     with pytest.raises(ConfigError, match="unknown nuScenes split"):
         NuScenesDataset(tree.root, "v1.0-mini", split="training")
     with pytest.raises(DataError, match="found: v1.0-mini") as err:

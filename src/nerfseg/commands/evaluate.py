@@ -43,7 +43,9 @@ def register(subparsers) -> None:
         default="val",
         help="split to evaluate (default val); nuScenes also mini_train / mini_val",
     )
-    parser.add_argument("--version", default="v1.0-trainval", help="nuScenes version (default %(default)s)")
+    parser.add_argument(
+        "--version", help="nuScenes version, e.g. v1.0-mini (default: the one v1.0-* folder under ROOT)"
+    )
     parser.add_argument("--json", metavar="OUT", help="also write the scores to this JSON file")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)

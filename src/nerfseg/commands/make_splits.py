@@ -41,7 +41,9 @@ def register(subparsers) -> None:
         metavar="ROOT",
         help="dataset root (required for nuscenes; KITTI layouts: default the published sequence lengths)",
     )
-    parser.add_argument("--version", default="v1.0-trainval", help="nuScenes version (default %(default)s)")
+    parser.add_argument(
+        "--version", help="nuScenes version, e.g. v1.0-mini (default: the one v1.0-* folder under --data)"
+    )
     parser.add_argument(
         "--fractions",
         default="1,10,20,50",
@@ -70,7 +72,7 @@ def parse_percentages(text: str) -> list[float]:
     return sorted(values)
 
 
-def train_ids(dataset: str, data: str | None, version: str) -> tuple[list[str], str]:
+def train_ids(dataset: str, data: str | None, version: str | None) -> tuple[list[str], str]:
     """(ids of the official train split, where they came from)."""
     from nerfseg.data.datasets import DatasetKind, open_dataset
     from nerfseg.data.splits import published_semantickitti_ids
@@ -80,9 +82,8 @@ def train_ids(dataset: str, data: str | None, version: str) -> tuple[list[str], 
     if kind is DatasetKind.NUSCENES:
         if not data:
             raise ConfigError("--data is required for nuscenes (the tokens come from its tables)")
-        split = "mini_train" if version == "v1.0-mini" else "train"
-        reader = open_dataset(kind, data, split, version=version)
-        return list(reader.sample_ids), f"{data} ({version}, {split})"
+        reader = open_dataset(kind, data, "train", version=version)  # mini_train on v1.0-mini
+        return list(reader.sample_ids), f"{data} ({reader.version}, {reader.split})"
     if not data or not Path(data).exists():
         if data:
             note = f"nerfseg make-splits: {data} not found; using the published sequence lengths"

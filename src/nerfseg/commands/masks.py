@@ -75,7 +75,7 @@ def register(subparsers) -> None:
         "mini_val) (default: data.train_split of the config, train)",
     )
     parser.add_argument(
-        "--version", help="nuScenes version (default: data.version of the config, v1.0-trainval)"
+        "--version", help="nuScenes version (default: the config's data.version; auto: the one v1.0-* folder)"
     )
     parser.add_argument(
         "--preview", type=int, default=0, metavar="N", help="write a preview PNG of the first N images"

@@ -33,7 +33,8 @@ def open_dataset(kind: DatasetKind | str, root: str | Path, split: str, load_ima
         split: "train", "val" or "test".
         load_images: read camera images with each sample.
         options: reader specific keywords: SemanticKITTI / ScribbleKITTI ``sequences``, ``label_dir``
-            (SemanticKITTI only); nuScenes ``version`` (default "v1.0-trainval").
+            (SemanticKITTI only); nuScenes ``version`` (default None: the one ``v1.0-*`` folder under
+            ``root``).
     Returns:
         A sequence of :class:`~nerfseg.data.sample.Sample` (``len``, indexing, ``sample_ids``).
     """
@@ -50,6 +51,6 @@ def open_dataset(kind: DatasetKind | str, root: str | Path, split: str, load_ima
         case DatasetKind.NUSCENES:
             from nerfseg.data.nuscenes import NuScenesDataset
 
-            version = options.pop("version", "v1.0-trainval")
+            version = options.pop("version", None)  # None: the one v1.0-* folder under root
             return NuScenesDataset(root, version, split, load_images, **options)
     raise AssertionError(kind)  # pragma: no cover

@@ -92,6 +92,36 @@ def read_image(path: str | Path) -> np.ndarray:
         raise DataError(path, f"unreadable image ({err})") from None
 
 
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) in pixels of an image file, from its header (the pixels are not decoded).
+
+    Raises DataError naming the file if it is missing or not an image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "image file not found")
+    try:
+        with Image.open(path) as image:
+            return int(image.size[0]), int(image.size[1])
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise DataError(path, f"unreadable image ({err})") from None
+
+
+def check_image_size(
+    path: str | Path, size: tuple[int, int], expected: tuple[int, int], reference: str
+) -> None:
+    """Raise DataError naming ``path`` unless its ``size`` (W, H) equals ``expected`` (W, H), the size of
+    ``reference`` (a few words naming the image it must match, e.g. "its camera image 000004.png")."""
+    if tuple(size) != tuple(expected):
+        raise DataError(
+            path,
+            f"image is {size[0]}x{size[1]} pixels, but {reference} is {expected[0]}x{expected[1]} "
+            "(the two must have the same size)",
+        )
+
+
 def read_kitti_calib(path: str | Path) -> dict[str, np.ndarray]:
     """Read a KITTI odometry ``calib.txt``.
 
@@ -147,14 +177,28 @@ def read_kitti_poses(path: str | Path) -> np.ndarray:
     return poses
 
 
-def read_times(path: str | Path) -> np.ndarray:
-    """Read a ``times.txt`` (one time in seconds per line) as (T,) float64."""
+def read_times(path: str | Path, strictly_increasing: bool = False) -> np.ndarray:
+    """Read a ``times.txt`` (one time in seconds per line) as (T,) float64.
+
+    With ``strictly_increasing`` a time that is not later than the one before it is a DataError naming the
+    file and both entries (1-based, blank lines not counted).
+    """
     path = Path(path)
     rows = _read_number_rows(path)
     for line_no, row in enumerate(rows, start=1):
         if row.size != 1:
             raise DataError(path, f"line {line_no} has {row.size} values, expected one time in seconds")
-    return np.array([row[0] for row in rows], dtype=np.float64)
+    times = np.array([row[0] for row in rows], dtype=np.float64)
+    if strictly_increasing and times.size > 1:
+        steps = np.diff(times)
+        if not (steps > 0).all():
+            first = int(np.flatnonzero(~(steps > 0))[0])
+            raise DataError(
+                path,
+                f"times must increase strictly, but entry {first + 2} ({times[first + 1]:.9g} s) is not "
+                f"later than entry {first + 1} ({times[first]:.9g} s)",
+            )
+    return times
 
 
 def _read_number_rows(path: Path) -> list[np.ndarray]:

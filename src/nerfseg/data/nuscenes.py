@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfseg.data.io import read_image
+from nerfseg.data.io import image_size, read_image
 from nerfseg.data.labelmaps import NUSCENES
 from nerfseg.data.nuscenes_check import check_nuscenes
 from nerfseg.data.nuscenes_files import (
     GROUND_TRUTH_KINDS,
-    ground_truth_filename,
+    check_record_size,
+    ground_truth_paths,
     read_lidarseg,
     read_nuscenes_points,
 )
@@ -47,6 +48,7 @@ from nerfseg.data.nuscenes_tables import (
     load_tables,
     record_pose,
 )
+from nerfseg.data.nuscenes_version import resolve_version, split_for_version
 from nerfseg.data.sample import CameraFrame, Sample
 from nerfseg.errors import ConfigError, DataError
 from nerfseg.geometry.transforms import invert_rigid
@@ -120,9 +122,11 @@ class NuScenesDataset:
 
     Args:
         root: nuScenes root folder (holding ``v1.0-*``, ``samples``, ``lidarseg``).
-        version: table folder, ``"v1.0-trainval"``, ``"v1.0-mini"`` or ``"v1.0-test"``.
+        version: table folder, ``"v1.0-trainval"``, ``"v1.0-mini"`` or ``"v1.0-test"``; None or ``"auto"``:
+            the one ``v1.0-*`` folder under ``root`` (:func:`~nerfseg.data.nuscenes_version.resolve_version`).
         split: official split (``"train"``, ``"val"``, ``"test"``, ``"mini_train"``, ``"mini_val"``) or
-            None for every key frame of the version.
+            None for every key frame of the version; ``train`` / ``val`` on v1.0-mini read ``mini_train`` /
+            ``mini_val``.
         load_images: read the camera images in ``__getitem__`` (otherwise ``CameraFrame.image`` is None
             and :meth:`CameraFrame.load_image` reads it on demand).
         cameras: camera channels to attach to each sample (default: all six).
@@ -134,7 +138,7 @@ class NuScenesDataset:
     def __init__(
         self,
         root: str | Path,
-        version: str = "v1.0-trainval",
+        version: str | None = None,
         split: str | None = "train",
         load_images: bool = False,
         cameras: tuple[str, ...] = CAMERA_CHANNELS,
@@ -145,17 +149,17 @@ class NuScenesDataset:
                 f"unknown nuScenes camera(s) {unknown}; choose from {', '.join(CAMERA_CHANNELS)}"
             )
         self.root = Path(root)
-        self.version = version
-        self.split = split
+        self.version = resolve_version(self.root, version)
+        self.split = split_for_version(split, self.version)
         self.load_images = load_images
         self.cameras = tuple(cameras)
-        self.tables = load_tables(self.root, version)
+        self.tables = load_tables(self.root, self.version)
         # The simulator's ground-truth image folders (our extension), looked up once; real nuScenes has none.
         self._ground_truth_kinds = tuple(
             kind for kind in GROUND_TRUTH_KINDS if (self.root / f"samples_{kind}").is_dir()
         )
         self._lidar_records: list[dict] = []
-        for sample_token in split_sample_tokens(self.tables, split):
+        for sample_token in split_sample_tokens(self.tables, self.split):
             lidar = self.tables.keyframes.get(sample_token, {}).get(LIDAR_CHANNEL)
             if lidar is None:
                 raise DataError(
@@ -175,6 +179,11 @@ class NuScenesDataset:
 
     def __len__(self) -> int:
         return len(self._lidar_records)
+
+    def missing_cameras(self) -> list[str]:
+        """Groups of scans without camera images: none (every key frame has its six cameras, or reading it
+        raises a DataError naming the table)."""
+        return []
 
     def lidar_path(self, index: int) -> Path:
         """The ``*.pcd.bin`` file of sample ``index``."""
@@ -239,10 +248,12 @@ class NuScenesDataset:
             width, height = int(record.get("width") or 0), int(record.get("height") or 0)
             image = read_image(image_path) if self.load_images else None
             if image is not None:
+                check_record_size(image_path, (image.shape[1], image.shape[0]), record)
                 height, width = image.shape[:2]
             elif width <= 0 or height <= 0:
-                width, height = _image_size(image_path)
-            truth = self._ground_truth_paths(record["filename"])
+                width, height = image_size(image_path)
+            kinds = self._ground_truth_kinds
+            truth = ground_truth_paths(self.root, record["filename"], (width, height), kinds)
             frames.append(
                 CameraFrame(
                     name=channel,
@@ -257,18 +268,6 @@ class NuScenesDataset:
                 )
             )
         return frames
-
-    def _ground_truth_paths(self, camera_filename: str) -> dict[str, Path]:
-        """``{"semantic": path, "depth": path}`` of the ground-truth images of a camera image that exist."""
-        paths = {}
-        for kind in self._ground_truth_kinds:
-            try:
-                path = self.root / ground_truth_filename(camera_filename, kind)
-            except ValueError:  # a camera file outside samples/: no ground truth beside it
-                continue
-            if path.is_file():
-                paths[kind] = path
-        return paths
 
     def __getitem__(self, index: int) -> Sample:
         if not -len(self) <= index < len(self):
@@ -285,16 +284,3 @@ class NuScenesDataset:
             cameras=self.camera_frames(index),
             lidar_path=path,
         )
-
-
-def _image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header; DataError if missing or unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except FileNotFoundError:
-        raise DataError(path, "image file not found") from None
-    except (UnidentifiedImageError, OSError) as err:
-        raise DataError(path, f"unreadable image ({err})") from None

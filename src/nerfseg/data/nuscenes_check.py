@@ -13,7 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nerfseg.data.checks import Problem
-from nerfseg.data.nuscenes_files import read_lidarseg, read_nuscenes_points
+from nerfseg.data.nuscenes_files import (
+    check_record_size,
+    ground_truth_paths,
+    read_lidarseg,
+    read_nuscenes_points,
+)
 from nerfseg.data.nuscenes_tables import (
     CAMERA_CHANNELS,
     LIDAR_CHANNEL,
@@ -27,6 +32,7 @@ from nerfseg.data.nuscenes_tables import (
     record_pose,
     table_path,
 )
+from nerfseg.data.nuscenes_version import resolve_version
 from nerfseg.errors import DataError
 
 LABELED_VERSIONS = ("v1.0-trainval", "v1.0-mini")
@@ -34,13 +40,15 @@ LABELED_VERSIONS = ("v1.0-trainval", "v1.0-mini")
 
 
 def check_nuscenes(
-    root: str | Path, version: str = "v1.0-trainval", check_images: bool = True, progress: bool = True
+    root: str | Path, version: str | None = None, check_images: bool = True, progress: bool = True
 ) -> list[Problem]:
     """Validate ``ROOT`` for ``version``; returns every problem found (empty list = all good).
 
     Args:
         root: nuScenes root folder.
-        version: table folder (``v1.0-trainval``, ``v1.0-mini``, ``v1.0-test``).
+        version: table folder (``v1.0-trainval``, ``v1.0-mini``, ``v1.0-test``); None or ``"auto"``: the one
+            ``v1.0-*`` folder under ``root`` (several raise ConfigError: see
+            :func:`~nerfseg.data.nuscenes_version.resolve_version`).
         check_images: decode every key-frame camera image (at reduced JPEG scale; the slowest part).
         progress: show a tqdm progress bar over the key frames.
     Returns:
@@ -51,6 +59,7 @@ def check_nuscenes(
     root = Path(root)
     problems: list[Problem] = []
     try:
+        version = resolve_version(root, version)
         check_version_folder(root, version)
     except DataError as err:
         return [Problem(err.path, err.problem)]
@@ -115,7 +124,7 @@ def _check_sample(
         if calib is not None:
             _collect(problems, camera_intrinsics, calib, tables.path("calibrated_sensor"))
         if check_images:
-            _collect(problems, _decode_image, tables.root / record["filename"])
+            _check_camera_image(tables, record, problems)
 
 
 def _check_pose_links(tables: NuScenesTables, sample_data: dict, problems: list[Problem]) -> dict | None:
@@ -129,8 +138,24 @@ def _check_pose_links(tables: NuScenesTables, sample_data: dict, problems: list[
     return calib
 
 
-def _decode_image(path: Path) -> None:
-    """Decode an image fully (JPEGs at 1/8 scale: every byte is still parsed); DataError if it fails."""
+def _check_camera_image(tables: NuScenesTables, record: dict, problems: list[Problem]) -> None:
+    """The camera image of a sample_data record decodes and has the record's size; the ground-truth images
+    beside it (our extension) have its size and read as 16-bit PNGs (the reader's rules)."""
+    from nerfseg.data.ground_truth import read_uint16_png
+
+    path = tables.root / record["filename"]
+    size = _collect(problems, _decode_image, path)
+    if size is None:
+        return
+    _collect(problems, check_record_size, path, size, record)
+    truth = _collect(problems, ground_truth_paths, tables.root, record["filename"], size)
+    for truth_path in (truth or {}).values():
+        _collect(problems, read_uint16_png, truth_path)
+
+
+def _decode_image(path: Path) -> tuple[int, int]:
+    """Decode an image fully (JPEGs at 1/8 scale: every byte is still parsed); returns its (W, H) in pixels;
+    DataError if it fails."""
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
@@ -142,6 +167,7 @@ def _decode_image(path: Path) -> None:
             image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise DataError(path, f"unreadable image ({err})") from None
+    return int(width), int(height)
 
 
 def _collect(problems: list[Problem], check: Callable, *args):

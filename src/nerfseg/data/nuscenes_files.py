@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfseg.data.io import read_file_bytes, read_points_bin
+from nerfseg.data.io import check_image_size, image_size, read_file_bytes, read_points_bin
 from nerfseg.data.labelmaps import NUSCENES
 from nerfseg.data.nuscenes_tables import POINT_FIELDS
 from nerfseg.errors import DataError
@@ -63,3 +63,31 @@ def ground_truth_filename(camera_filename: str, kind: str) -> str:
     if len(parts) < 3 or parts[0] != "samples":
         raise ValueError(f"expected a camera file samples/CAM_X/NAME, got {camera_filename!r}")
     return Path(f"samples_{kind}", *parts[1:-1], Path(parts[-1]).stem + ".png").as_posix()
+
+
+def ground_truth_paths(
+    root: Path, camera_filename: str, size: tuple[int, int], kinds: tuple[str, ...] = GROUND_TRUTH_KINDS
+) -> dict[str, Path]:
+    """``{kind: path}`` of the ground-truth images (our extension) beside the camera image ``camera_filename``
+    (relative to ``root``) that exist, each checked to have the camera image's ``size`` (W, H) pixels.
+
+    Raises DataError naming a ground-truth PNG whose size differs (the reader's and check-data's one rule).
+    """
+    paths = {}
+    for kind in kinds:
+        try:
+            path = Path(root) / ground_truth_filename(camera_filename, kind)
+        except ValueError:  # a camera file outside samples/: no ground truth beside it
+            continue
+        if path.is_file():
+            check_image_size(path, image_size(path), size, f"its camera image {Path(camera_filename).name}")
+            paths[kind] = path
+    return paths
+
+
+def check_record_size(path: Path, size: tuple[int, int], record: dict) -> None:
+    """DataError naming the camera image ``path`` when its ``size`` (W, H) differs from the width / height of
+    its sample_data ``record`` (records without a size are not checked)."""
+    width, height = int(record.get("width") or 0), int(record.get("height") or 0)
+    if width > 0 and height > 0:
+        check_image_size(path, size, (width, height), f"its sample_data record {record.get('token', '?')}")
