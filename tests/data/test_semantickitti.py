@@ -175,10 +175,15 @@ def test_reader_errors_name_the_file(tmp_path):
 
 def test_missing_calib_and_labels(tmp_path):
     write_tree(tmp_path, {"08": 1}, with_calib=False, with_images=True)
-    with pytest.raises(DataError, match="file not found") as err:
+    ds = SemanticKittiDataset(tmp_path, "val")  # images without calib.txt: read as LiDAR only
+    assert ds[0].cameras == []
+    assert ds.missing_cameras() == ["sequences/08 (1 scan: image_2/ but no calib.txt)"]
+    (tmp_path / "sequences" / "08" / "calib.txt").write_text("P0: 1 2\n")
+    with pytest.raises(DataError, match="expected 12") as err:  # a calib.txt that is there must be right
         SemanticKittiDataset(tmp_path, "val")
     assert err.value.path.name == "calib.txt"
     (tmp_path / "sequences" / "08" / "calib.txt").write_text(calib_text())
+    assert len(SemanticKittiDataset(tmp_path, "val")[0].cameras) == 1
     for p in (tmp_path / "sequences" / "08" / "labels").iterdir():
         p.unlink()
     (tmp_path / "sequences" / "08" / "labels").rmdir()

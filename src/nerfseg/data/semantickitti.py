@@ -20,7 +20,14 @@ Camera model: ``K`` comes from P2 and ``lidar_to_cam = T_velo_to_cam2 = shift(P2
 ``times_image_2.txt`` exists the camera is ego-motion compensated: with the LiDAR pose of scan i
 ``L_i = poses_i @ Tr`` (velodyne -> world), ``L(t)`` interpolated (linear translation, slerp rotation) and
 ``lidar_to_cam = T_velo_to_cam2 @ inv(L(t_cam)) @ L(t_lidar)``; without it ``t_cam = t_lidar``.
-Without ``times.txt`` scan times are taken at KITTI's nominal 10 Hz (``0.1 * frame index``).
+Without ``times.txt`` scan times are taken at KITTI's nominal 10 Hz (``0.1 * frame index``); a
+``times.txt`` must increase strictly.
+
+LiDAR-only copies: a sequence without ``image_2/`` or without ``calib.txt`` has no camera (its samples carry
+no :class:`CameraFrame`); LiDAR-only training, prediction and evaluation need neither, the camera methods
+refuse such scans up front (:meth:`SemanticKittiDataset.missing_cameras`). Every ``image_2/`` PNG of a
+sequence has the size of the sequence's first readable one, and ``semantic_2/`` / ``depth_2/`` PNGs the size
+of their camera image (:func:`check_camera_sizes`); the reader and ``check-data`` apply the same rules.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ from nerfseg.data import io
 from nerfseg.data.checks import Problem
 from nerfseg.data.labelmaps import SEMANTICKITTI, LabelMap
 from nerfseg.data.sample import CameraFrame, Sample
-from nerfseg.errors import DataError
+from nerfseg.errors import ConfigError, DataError
 from nerfseg.geometry.transforms import interpolate_poses, invert_rigid, kitti_camera_from_projection
 
 SPLIT_SEQUENCES: dict[str, tuple[int, ...]] = {
@@ -48,6 +55,9 @@ SPLIT_SEQUENCES: dict[str, tuple[int, ...]] = {
 
 NUM_FIELDS = 4
 CAMERA = "image_2"
+CALIB = "calib.txt"
+GROUND_TRUTH_DIRS = ("semantic_2", "depth_2")
+"""Our extension's per-pixel ground truth beside ``image_2/`` (see the module docstring)."""
 NOMINAL_SCAN_PERIOD_S = 0.1
 
 
@@ -65,9 +75,17 @@ class _SequenceInfo:
     frames: tuple[str, ...]  # "FFFFFF" stems of velodyne/*.bin, sorted
     scan_times: np.ndarray  # (T,) float64 seconds
     has_labels: bool
+    camera_missing: str | None  # why the sequence has no camera (camera_status), None when it has one
     K: np.ndarray | None  # (3, 3)
     camera_times: np.ndarray | None  # (T,) float64 seconds
     lidar_to_cam: np.ndarray | None  # (T, 4, 4)
+    image_reference: Path | None  # the image whose size every image_2/ PNG of the sequence must have
+    image_size: tuple[int, int] | None  # (W, H) of image_reference
+
+
+def _count(number: int, noun: str) -> str:
+    """``"1 scan"``, ``"3 scans"``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _list_stems(folder: Path, suffix: str) -> list[str]:
@@ -78,11 +96,70 @@ def _list_stems(folder: Path, suffix: str) -> list[str]:
     return sorted(name[: -len(suffix)] for name in names if name.endswith(suffix))
 
 
+def read_scan_times(path: Path) -> np.ndarray:
+    """(T,) float64 scan times in seconds of a sequence's ``times.txt``; DataError naming the file if it is
+    malformed or does not increase strictly (the reader's and ``check-data``'s one rule)."""
+    return io.read_times(path, strictly_increasing=True)
+
+
+def camera_status(folder: Path) -> str | None:
+    """None when the sequence ``folder`` has a usable camera (``image_2/`` and ``calib.txt``), else why not:
+    ``"no calib.txt and no image_2/"``, ``"no image_2/"`` or ``"image_2/ but no calib.txt"``."""
+    has_images, has_calib = (folder / CAMERA).is_dir(), (folder / CALIB).is_file()
+    if has_images and has_calib:
+        return None
+    if not has_images and not has_calib:
+        return f"no {CALIB} and no {CAMERA}/"
+    return f"no {CAMERA}/" if has_calib else f"{CAMERA}/ but no {CALIB}"
+
+
+def camera_reference(folder: Path, frames: Sequence[str]) -> tuple[Path, tuple[int, int]] | None:
+    """(path, (W, H)) of the first image of ``image_2/`` (in frame order) whose header reads: every image of
+    the sequence must have its size. None when no image of ``frames`` reads."""
+    present = set(_list_stems(folder / CAMERA, ".png"))
+    for frame in frames:
+        if frame in present:
+            path = folder / CAMERA / f"{frame}.png"
+            try:
+                return path, io.image_size(path)
+            except DataError:
+                continue
+    return None
+
+
+def check_camera_sizes(
+    folder: Path, frame: str, size: tuple[int, int], reference: tuple[Path, tuple[int, int]] | None
+) -> dict[str, Path]:
+    """Check the sizes of scan ``frame``'s camera images in the sequence ``folder``.
+
+    Args:
+        size: (W, H) pixels of ``image_2/FRAME.png``.
+        reference: :func:`camera_reference` of the sequence (None: no size to compare with).
+    Returns:
+        ``{"semantic_2": path, "depth_2": path}`` of the ground-truth images present beside the image.
+    Raises:
+        DataError: naming ``image_2/FRAME.png`` if its size differs from the reference image's, or a
+            ground-truth PNG whose size differs from its camera image's.
+    """
+    image_path = folder / CAMERA / f"{frame}.png"
+    if reference is not None:
+        ref_path, ref_size = reference
+        first = f"{ref_path.name}, the sequence's first {CAMERA} image,"
+        io.check_image_size(image_path, size, ref_size, first)
+    truth = {}
+    for name in GROUND_TRUTH_DIRS:
+        path = folder / name / f"{frame}.png"
+        if path.is_file():
+            io.check_image_size(path, io.image_size(path), size, f"its camera image {CAMERA}/{frame}.png")
+            truth[name] = path
+    return truth
+
+
 def _scan_times(folder: Path, count: int) -> np.ndarray:
     path = folder / "times.txt"
     if not path.is_file():
         return NOMINAL_SCAN_PERIOD_S * np.arange(count, dtype=np.float64)
-    times = io.read_times(path)
+    times = read_scan_times(path)
     if times.size < count:
         raise DataError(path, f"has {times.size} times but the sequence has {count} scans")
     return times
@@ -133,9 +210,10 @@ def _read_sequence(folder: Path, label_dir: str, need_labels: bool) -> _Sequence
     has_labels = (folder / label_dir).is_dir()
     if need_labels and not has_labels:
         raise DataError(folder / label_dir, "label folder not found")
-    K = camera_times = lidar_to_cam = None
-    if (folder / CAMERA).is_dir():
-        calib = io.read_kitti_calib(folder / "calib.txt")
+    K = camera_times = lidar_to_cam = reference = None
+    camera_missing = camera_status(folder)
+    if camera_missing is None:
+        calib = io.read_kitti_calib(folder / CALIB)
         cam_path = folder / f"times_{CAMERA}.txt"
         poses = None
         all_cam_times = None
@@ -147,8 +225,6 @@ def _read_sequence(folder: Path, label_dir: str, need_labels: bool) -> _Sequence
                 raise DataError(
                     cam_path, f"has {all_cam_times.size} times but times.txt has {all_times.size}"
                 )
-            if all_times.size > 1 and not (np.diff(all_times) > 0).all():
-                raise DataError(folder / "times.txt", "scan times must increase strictly")
             poses = io.read_kitti_poses(folder / "poses.txt")
             if poses.shape[0] != all_times.size:
                 raise DataError(
@@ -158,8 +234,19 @@ def _read_sequence(folder: Path, label_dir: str, need_labels: bool) -> _Sequence
         K, all_l2c = camera_geometry(calib, all_times, all_cam_times, poses)
         camera_times = (all_cam_times if all_cam_times is not None else all_times)[frame_idx]
         lidar_to_cam = all_l2c[frame_idx]
+        reference = camera_reference(folder, frames)
     return _SequenceInfo(
-        folder.name, folder, tuple(frames), scan_times, has_labels, K, camera_times, lidar_to_cam
+        folder.name,
+        folder,
+        tuple(frames),
+        scan_times,
+        has_labels,
+        camera_missing,
+        K,
+        camera_times,
+        lidar_to_cam,
+        None if reference is None else reference[0],
+        None if reference is None else reference[1],
     )
 
 
@@ -188,7 +275,8 @@ class SemanticKittiDataset:
         label_map: LabelMap = SEMANTICKITTI,
     ):
         if split not in SPLIT_SEQUENCES:
-            raise ValueError(f"split must be one of {sorted(SPLIT_SEQUENCES)}, got {split!r}")
+            choices = ", ".join(SPLIT_SEQUENCES)
+            raise ConfigError(f"unknown SemanticKITTI split {split!r}; choose one of {choices}")
         self.root = Path(root)
         self.split = split
         self.label_dir = label_dir
@@ -223,6 +311,15 @@ class SemanticKittiDataset:
     def scan_path(self, index: int) -> Path:
         info, frame = self._locate(index)
         return info.folder / "velodyne" / f"{frame}.bin"
+
+    def missing_cameras(self) -> list[str]:
+        """One line per sequence of the dataset without a usable camera, e.g.
+        ``"sequences/00 (120 scans: no calib.txt and no image_2/)"``; empty when every scan has its camera."""
+        return [
+            f"sequences/{info.name} ({_count(len(info.frames), 'scan')}: {info.camera_missing})"
+            for info in self._sequences
+            if info.camera_missing is not None
+        ]
 
     def label_path(self, index: int) -> Path | None:
         info, frame = self._locate(index)
@@ -269,12 +366,9 @@ class SemanticKittiDataset:
     def _camera(self, info: _SequenceInfo, i: int, frame: str) -> CameraFrame:
         image_path = info.folder / CAMERA / f"{frame}.png"
         image = io.read_image(image_path) if self.load_images else None
-        if image is not None:
-            size = (image.shape[1], image.shape[0])
-        else:
-            size = _image_size(image_path)
-        semantic = info.folder / "semantic_2" / f"{frame}.png"
-        depth = info.folder / "depth_2" / f"{frame}.png"
+        size = (image.shape[1], image.shape[0]) if image is not None else io.image_size(image_path)
+        reference = None if info.image_reference is None else (info.image_reference, info.image_size)
+        truth = check_camera_sizes(info.folder, frame, size, reference)
         return CameraFrame(
             name=CAMERA,
             image_path=image_path,
@@ -283,40 +377,33 @@ class SemanticKittiDataset:
             timestamp=float(info.camera_times[i]),
             image_size=size,
             image=image,
-            semantic_path=semantic if semantic.is_file() else None,
-            depth_path=depth if depth.is_file() else None,
+            semantic_path=truth.get("semantic_2"),
+            depth_path=truth.get("depth_2"),
         )
 
 
-def _image_size(path: Path) -> tuple[int, int]:
-    """(W, H) of an image from its header; DataError if missing or unreadable."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not path.is_file():
-        raise DataError(path, "image file not found")
-    try:
-        with Image.open(path) as image:
-            return int(image.size[0]), int(image.size[1])
-    except (UnidentifiedImageError, OSError) as err:
-        raise DataError(path, f"unreadable image ({err})") from None
-
-
 # ----------------------------------------------------------------------------------------------- checks
-
 
 def check_semantickitti(
     root: str | Path,
     label_dir: str | Sequence[str] = "labels",
     label_map: LabelMap = SEMANTICKITTI,
     progress: bool = True,
+    require_cameras: bool = False,
 ) -> list[Problem]:
-    """Validate every sequence under ``ROOT/sequences`` and return every problem found (empty = valid).
+    """Validate every sequence under ``ROOT/sequences`` and return every problem found (no errors = valid).
 
     Checks: scan files (whole number of points, finite values), label files (present for every scan when
     the sequence has ``label_dir``, one per point, only known raw ids, none without a scan), calib.txt
-    (present, P0..P3 and Tr well formed), poses.txt / times.txt / times_image_2.txt (parseable, one entry
-    per scan), images (present and decodable). ``label_dir`` may name several folders: ScribbleKITTI is
-    checked with ("scribbles", "labels") (its scribbles plus the dense validation labels).
+    (P0..P3 and Tr well formed), poses.txt / times.txt / times_image_2.txt (parseable, one entry per scan,
+    times.txt strictly increasing), images (present, decodable, all of the sequence's camera size;
+    ``semantic_2/`` / ``depth_2/`` readable 16-bit PNGs of their camera image's size). The per-file rules are
+    the reader's own (:func:`read_scan_times`, :func:`check_camera_sizes`, :mod:`nerfseg.data.io`).
+    ``label_dir`` may name several folders: ScribbleKITTI is checked with ("scribbles", "labels") (its
+    scribbles plus the dense validation labels).
+
+    A sequence without ``calib.txt`` or ``image_2/`` (a LiDAR-only copy) gives one Problem naming the
+    sequence folder: a warning (``Problem.warning``), or an error with ``require_cameras``.
     """
     from tqdm import tqdm
 
@@ -331,21 +418,31 @@ def check_semantickitti(
     problems: list[Problem] = []
     work = []
     for folder in folders:
-        problems.extend(_check_sequence_files(folder, label_dirs))
         frames = _list_stems(folder / "velodyne", ".bin")
+        missing = camera_status(folder)
+        if missing is not None:
+            scans = _count(len(frames), "scan")
+            effect = (
+                f"the camera methods cannot use its {scans} (--require-cameras)"
+                if require_cameras
+                else f"camera supervision is disabled for its {scans}"
+            )
+            problems.append(Problem(folder, f"{missing} (LiDAR only): {effect}", warning=not require_cameras))
+        problems.extend(_check_sequence_files(folder, frames, label_dirs))
         present = tuple(name for name in label_dirs if (folder / name).is_dir())
-        has_images = (folder / CAMERA).is_dir()
-        work.extend((folder, frame, present, has_images) for frame in frames)
-    for folder, frame, present, has_images in tqdm(
+        reference = camera_reference(folder, frames) if missing is None else None
+        work.extend((folder, frame, present, missing is None, reference) for frame in frames)
+    for folder, frame, present, cameras, reference in tqdm(
         work, desc="check-data", unit="scan", disable=not progress, leave=False
     ):
-        problems.extend(_check_scan(folder, frame, present, has_images, label_map))
+        problems.extend(_check_scan(folder, frame, present, label_map))
+        if cameras:
+            problems.extend(_check_camera(folder, frame, reference))
     return problems
 
 
-def _check_sequence_files(folder: Path, label_dirs: tuple[str, ...]) -> list[Problem]:
+def _check_sequence_files(folder: Path, frames: list[str], label_dirs: tuple[str, ...]) -> list[Problem]:
     problems = []
-    frames = _list_stems(folder / "velodyne", ".bin")
     if not (folder / "velodyne").is_dir():
         problems.append(Problem(folder / "velodyne", "folder not found"))
     elif not frames:
@@ -355,29 +452,24 @@ def _check_sequence_files(folder: Path, label_dirs: tuple[str, ...]) -> list[Pro
     except DataError as err:
         problems.append(Problem(err.path, err.problem))
         return problems
-    try:
-        io.read_kitti_calib(folder / "calib.txt")
-    except DataError as err:
-        problems.append(Problem(err.path, err.problem))
+    if (folder / CALIB).is_file():
+        _collect(problems, io.read_kitti_calib, folder / CALIB)
     count = len(frames)
-    counts = {}
     for name, reader in (
-        ("times.txt", io.read_times),
+        ("times.txt", read_scan_times),
         ("poses.txt", io.read_kitti_poses),
         (f"times_{CAMERA}.txt", io.read_times),
     ):
         path = folder / name
         if not path.is_file():
             continue
-        try:
-            counts[name] = len(reader(path))
-        except DataError as err:
-            problems.append(Problem(err.path, err.problem))
-            continue
-        if counts[name] != count:
-            problems.append(Problem(path, f"has {counts[name]} entries but the sequence has {count} scans"))
-    if (folder / f"times_{CAMERA}.txt").is_file() and not (folder / "poses.txt").is_file():
-        problems.append(Problem(folder / "poses.txt", f"needed with times_{CAMERA}.txt but not found"))
+        entries = _collect(problems, reader, path)
+        if entries is not None and len(entries) != count:
+            problems.append(Problem(path, f"has {len(entries)} entries but the sequence has {count} scans"))
+    if (folder / f"times_{CAMERA}.txt").is_file():
+        for needed in ("poses.txt", "times.txt"):
+            if not (folder / needed).is_file():
+                problems.append(Problem(folder / needed, f"needed with times_{CAMERA}.txt but not found"))
     for label_dir in label_dirs:
         orphans = sorted(set(_list_stems(folder / label_dir, ".label")) - set(frames))
         problems.extend(
@@ -386,9 +478,7 @@ def _check_sequence_files(folder: Path, label_dirs: tuple[str, ...]) -> list[Pro
     return problems
 
 
-def _check_scan(
-    folder: Path, frame: str, label_dirs: tuple[str, ...], has_images: bool, label_map: LabelMap
-) -> list[Problem]:
+def _check_scan(folder: Path, frame: str, label_dirs: tuple[str, ...], label_map: LabelMap) -> list[Problem]:
     problems = []
     scan_path = folder / "velodyne" / f"{frame}.bin"
     num_points = None
@@ -408,19 +498,43 @@ def _check_scan(
                 problems.append(Problem(label_path, f"unknown raw label ids {unknown.tolist()[:10]}"))
         except DataError as err:
             problems.append(Problem(err.path, err.problem))
-    if has_images:
-        problems.extend(_check_image(folder / CAMERA / f"{frame}.png"))
     return problems
 
 
-def _check_image(path: Path) -> list[Problem]:
+def _check_camera(
+    folder: Path, frame: str, reference: tuple[Path, tuple[int, int]] | None
+) -> list[Problem]:
+    """The problems of scan ``frame``'s camera image and the ground-truth images beside it."""
+    from nerfseg.data.ground_truth import read_uint16_png
+
+    problems: list[Problem] = []
+    image_path = folder / CAMERA / f"{frame}.png"
+    size = _collect(problems, _verified_size, image_path)
+    if size is None:
+        return problems
+    truth = _collect(problems, check_camera_sizes, folder, frame, size, reference)
+    for path in (truth or {}).values():
+        _collect(problems, read_uint16_png, path)
+    return problems
+
+
+def _verified_size(path: Path) -> tuple[int, int]:
+    """(W, H) of an image whose data PIL verifies; DataError naming the file otherwise."""
     from PIL import Image, UnidentifiedImageError
 
-    if not path.is_file():
-        return [Problem(path, "image file not found")]
+    size = io.image_size(path)
     try:
         with Image.open(path) as image:
             image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        return [Problem(path, f"unreadable image ({err})")]
-    return []
+        raise DataError(path, f"unreadable image ({err})") from None
+    return size
+
+
+def _collect(problems: list[Problem], check, *args):
+    """Run ``check(*args)``; on DataError append a Problem and return None, else return its result."""
+    try:
+        return check(*args)
+    except DataError as err:
+        problems.append(Problem(err.path, err.problem))
+        return None

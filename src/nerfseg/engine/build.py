@@ -8,7 +8,8 @@ import torch
 
 from nerfseg.config import Config
 from nerfseg.data.datasets import DatasetKind, open_dataset
-from nerfseg.errors import ConfigError
+from nerfseg.errors import ConfigError, DataError
+from nerfseg.ssl.config import Method
 from nerfseg.ssl.recipe import recipe_for
 
 
@@ -22,11 +23,21 @@ def resolve_device(name: str) -> torch.device:
 
 
 def open_split(cfg: Config, split: str, load_images: bool = False):
-    """The reader of ``split`` for ``cfg.data`` (nuScenes gets ``data.version``)."""
+    """The reader of ``split`` for ``cfg.data`` (nuScenes gets ``data.version``). The training split of a
+    method that reads camera images must have them on every scan (DataError naming the sequences without)."""
     options: dict[str, Any] = {}
     if cfg.data.dataset == DatasetKind.NUSCENES.value:
         options["version"] = cfg.data.version
-    return open_dataset(cfg.data.dataset, cfg.data.root, split, load_images=load_images, **options)
+    reader = open_dataset(cfg.data.dataset, cfg.data.root, split, load_images=load_images, **options)
+    missing = reader.missing_cameras() if recipe_for(cfg.method).uses_masks else []
+    if split == cfg.data.train_split and missing:
+        lidar_only = ", ".join(m.value for m in Method if not recipe_for(m).uses_masks)
+        raise DataError(
+            cfg.data.root,
+            f"method '{cfg.method.value}' trains on camera images, but these training scans have none: "
+            f"{'; '.join(missing)}; add calib.txt and image_2/, or train a LiDAR-only method ({lidar_only})",
+        )
+    return reader
 
 
 def autocast(device: torch.device, enabled: bool):
