@@ -10,6 +10,8 @@ import sys
 from nerfseg import __version__
 from nerfseg.commands import (
     check_data,
+    compare,
+    demo,
     evaluate,
     export,
     make_splits,
@@ -24,7 +26,7 @@ from nerfseg.errors import UserFacingError
 
 # Explicit list of command modules (no string registry); each adds itself with register(subparsers).
 COMMANDS: tuple = (
-    check_data, evaluate, masks, simulate, parallax, make_splits, train, export, predict, render,
+    check_data, evaluate, masks, simulate, parallax, make_splits, train, export, predict, render, compare, demo,
 )  # fmt: skip
 
 DESCRIPTION = """\
