@@ -77,11 +77,13 @@ def augment_points(
     """
     transform = random_linear_transform(cfg, rng)
     out = np.array(points, dtype=np.float32, copy=True)
-    xyz = points[:, :3].astype(np.float64) @ transform.T
+    # float32 product and in-place jitter (the same draws as in float64, about half the time of a float64
+    # pass over a 120k-point scan); coordinates differ from float64 by float32 rounding only
+    np.matmul(points[:, :3], transform.T.astype(np.float32), out=out[:, :3])
     if cfg.jitter_std > 0:
-        noise = rng.normal(0.0, cfg.jitter_std, size=xyz.shape)
-        xyz += np.clip(noise, -cfg.jitter_clip, cfg.jitter_clip)
-    out[:, :3] = xyz.astype(np.float32)
+        noise = rng.normal(0.0, cfg.jitter_std, size=(out.shape[0], 3))
+        np.clip(noise, -cfg.jitter_clip, cfg.jitter_clip, out=noise)
+        out[:, :3] += noise
     return out, transform
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -21,7 +21,9 @@ class PointBatch:
         batch_index: (N,) int64, the scan each point belongs to, in [0, B).
         labels: (N,) int64 train ids or IGNORE_INDEX; None when no scan of the batch is labeled.
         sample_ids: the B sample ids, in batch order.
-        samples: the B source samples (cameras, timestamps) for heads that need them; not moved by `to`.
+        samples: the B source samples' cameras, timestamps and paths for heads that need them, their point
+            arrays left out (``points`` has 0 rows, no labels: the batch's tensors hold them; a loader worker
+            then sends each scan's points once, not twice); not moved by `to`.
     """
 
     points: torch.Tensor
@@ -67,5 +69,10 @@ def collate_samples(samples: Sequence[Sample]) -> PointBatch:
         batch_index=batch_index,
         labels=labels,
         sample_ids=[s.sample_id for s in samples],
-        samples=list(samples),
+        samples=[_metadata(s) for s in samples],
     )
+
+
+def _metadata(sample: Sample) -> Sample:
+    """``sample`` without its per-point arrays (0-row points, no labels nor instance ids)."""
+    return replace(sample, points=sample.points[:0], labels=None, instance_ids=None)
