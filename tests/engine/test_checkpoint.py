@@ -80,9 +80,9 @@ class _Evil:
     [
         (b"", "not a readable checkpoint"),
         (b"garbage" * 10, "not a readable checkpoint"),
-        ("pickle-evil", "not a readable checkpoint"),
+        ("pickle-evil", "not a readable checkpoint: it holds a Python object (print)"),
         ("plain-tensor", "not a nerfseg checkpoint"),
-        ("truncated", "not a readable checkpoint"),
+        ("truncated", "not a readable checkpoint: the file is corrupt or truncated"),
     ],
 )
 def test_bad_files_give_clear_errors(tmp_path, content, problem):
@@ -100,6 +100,9 @@ def test_bad_files_give_clear_errors(tmp_path, content, problem):
     with pytest.raises(DataError) as err:
         ckpt.load_checkpoint(path)
     assert str(path) in str(err.value) and problem in str(err.value)
+    # torch's own text advises loading with weights_only=False (runs code from the file): never passed on.
+    assert "weights_only" not in str(err.value) and "trust" not in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
 
 
 def test_missing_file_and_missing_entries(tmp_path):
@@ -119,5 +122,6 @@ def test_any_garbage_bytes_are_a_data_error(tmp_path, data):
     """The weights_only unpickler raises many exception types on garbage (struct.error, KeyError, ...)."""
     path = tmp_path / "garbage.pt"
     path.write_bytes(data)
-    with pytest.raises(DataError, match="not a readable checkpoint|not a nerfseg checkpoint"):
+    with pytest.raises(DataError, match="not a readable checkpoint|not a nerfseg checkpoint") as err:
         ckpt.load_checkpoint(path)
+    assert "weights_only" not in str(err.value)

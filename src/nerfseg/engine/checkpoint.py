@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nerfseg.errors import DataError
-from nerfseg.io_utils import atomic_torch_save
+from nerfseg.io_utils import atomic_torch_save, load_torch_file
 
 if TYPE_CHECKING:
     import torch
@@ -45,21 +45,15 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     """Load a nerfseg checkpoint with ``weights_only=True``.
 
     Raises DataError naming the file when it is missing, truncated / not a torch file, holds objects that
-    are not allowed under weights_only, or is not a nerfseg checkpoint.
+    are not allowed under weights_only, or is not a nerfseg checkpoint (see
+    :func:`nerfseg.io_utils.load_torch_file`: never with torch's advice to load it with weights_only=False).
     """
-    import torch
-
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataError(path, "checkpoint file not found")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - the weights_only unpickler of garbage bytes raises
-        # anything (UnpicklingError, struct.error, KeyError, IndexError, ...): all mean "not readable".
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise DataError(path, f"not a readable checkpoint ({type(err).__name__}: {first_line})") from err
+    payload = load_torch_file(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise DataError(path, f"not a nerfseg checkpoint (expected format '{FORMAT}')")
+        raise DataError(path, f"not a nerfseg checkpoint (a PyTorch file, but not of format '{FORMAT}')")
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
         raise DataError(path, f"checkpoint lacks entries {missing}")
