@@ -22,7 +22,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks
 
 demo: $(STAMP)
-	bash scripts/demo.sh $(DEMO_DIR)
+	$(VENV)/bin/nerfseg demo --out $(DEMO_DIR)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR)
