@@ -93,3 +93,73 @@ def test_cache_key_tracks_settings(tiny_sam_checkpoint):
     b = SamMasks(SamConfig(checkpoint=str(path), model_type="tiny", points_per_side=4)).cache_key()
     c = SamMasks(SamConfig(checkpoint=str(path), model_type="vit_b", points_per_side=3)).cache_key()
     assert len({a, b, c}) == 3 and "sam_tiny.pth" in a
+
+
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("list", "not a SAM state dict (expected a mapping of parameter names to tensors, found list)"),
+        ("empty", "not a SAM state dict (expected a mapping of parameter names to tensors, found an empty"),
+        ("mixed", "not a SAM state dict: 1 of its 2 entries are not tensors (first: 'step')"),
+        ("other-model", "not a SAM checkpoint: none of its 2 tensors is a parameter of SAM 'tiny'"),
+    ],
+)
+def test_files_that_are_not_sam_state_dicts(tmp_path, content, problem):
+    path = tmp_path / "weights.pth"
+    payload = {
+        "list": [torch.zeros(2)],
+        "empty": {},
+        "mixed": {"image_encoder.pos_embed": torch.zeros(1), "step": 3},
+        "other-model": {"backbone.weight": torch.zeros(2), "head.bias": torch.zeros(1)},
+    }[content]
+    torch.save(payload, path)
+    with pytest.raises(DataError) as err:
+        load_sam_model("tiny", path, "cpu", TINY_BUILDERS)
+    assert str(err.value).startswith(f"{path}: {problem}"), str(err.value)
+
+
+def test_garbage_checkpoint_message_is_ours(tmp_path):
+    bad = tmp_path / "sam_vit_b.pth"
+    bad.write_bytes(b"\x80\x02 definitely not torch" * 8)
+    with pytest.raises(DataError) as err:
+        load_sam_model("vit_b", bad)
+    message = str(err.value)
+    expected = f"{bad}: not a readable SAM checkpoint: the file is corrupt or not a PyTorch file"
+    assert message.startswith(expected), message
+    assert "weights_only" not in message
+
+
+def test_a_bad_checkpoint_is_loaded_once_then_the_same_error_is_raised(tmp_path, monkeypatch):
+    """prepare() reports the problem up front; later images do not reload the file."""
+    import nerfseg.masks.sam as sam
+
+    bad = tmp_path / "broken.pth"
+    bad.write_bytes(b"garbage")
+    reads = []
+    real_read = sam.read_sam_state_dict
+    monkeypatch.setattr(sam, "read_sam_state_dict", lambda path: reads.append(path) or real_read(path))
+    source = SamMasks(SamConfig(checkpoint=str(bad), model_type="tiny", **FAST), builders=TINY_BUILDERS)
+    with pytest.raises(DataError, match="broken.pth: not a readable SAM checkpoint") as first:
+        source.prepare()
+    for _ in range(3):
+        with pytest.raises(DataError) as again:
+            source.masks(scene_image())
+        assert again.value is first.value
+    assert len(reads) == 1
+
+
+def test_prepare_loads_a_good_checkpoint(tiny_sam_checkpoint):
+    model, path = tiny_sam_checkpoint
+    source = SamMasks(SamConfig(checkpoint=str(path), model_type="tiny", **FAST), builders=TINY_BUILDERS)
+    source.prepare()
+    loaded = source.generator().predictor.model
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in model.state_dict().items())
+
+
+def test_settings_errors_name_the_key():
+    with pytest.raises(ConfigError, match=r"^points_per_batch must be >= 1, got 0$"):
+        SamConfig(points_per_batch=0)
+    cfg = SamConfig()
+    cfg.box_nms_thresh = 1.5  # as a --set override leaves it: the dataclass check has run before
+    with pytest.raises(ConfigError, match=r"^masks\.sam\.box_nms_thresh must be in \[0, 1\], got 1.5$"):
+        cfg.validate("masks.sam.")

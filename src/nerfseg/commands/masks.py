@@ -145,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nerfseg.data.datasets import open_dataset
     from nerfseg.errors import DataError
+    from nerfseg.io_utils import ensure_writable_dir
     from nerfseg.masks.config import open_run_mask_cache
     from nerfseg.masks.preview import write_preview
     from nerfseg.masks.shard import parse_shard
@@ -159,8 +160,12 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(data.dataset, data.root, data.train_split, load_images=False, **options)
     cache = open_run_mask_cache(cfg)
     source = cache.source
+    ensure_writable_dir(cache.folder, "masks.cache_dir" if cfg.masks.cache_dir else "mask cache folder")
     cache.remove_stale_temporaries()
     preview_dir = Path(args.preview_dir) if args.preview_dir else cache.folder / "preview"
+    if args.preview > 0:
+        ensure_writable_dir(preview_dir, "--preview-dir" if args.preview_dir else "mask preview folder")
+    source.prepare()  # a bad SAM checkpoint: one error here, before any image
     count = len(dataset) if args.limit <= 0 else min(args.limit, len(dataset))
     status: Counter = Counter()
     previews = 0

@@ -47,9 +47,9 @@ def build_mask_source(cfg: MasksConfig) -> MaskSource:
     ``--set masks.source=...`` override can leave behind)."""
     if cfg.source not in MASK_SOURCES:
         raise ConfigError(f"masks.source must be one of {MASK_SOURCES}, got {cfg.source!r}")
-    if cfg.source == "sam":
-        return SamMasks(cfg.sam)
-    return SuperpixelMasks(cfg.superpixel)
+    if cfg.source == "sam":  # validated again: --set overrides bypass the dataclasses' own checks
+        return SamMasks(cfg.sam.validate("masks.sam."))
+    return SuperpixelMasks(cfg.superpixel.validate("masks.superpixel."))
 
 
 def open_mask_cache(cfg: MasksConfig, dataset_root: str | Path) -> MaskCache:

@@ -60,12 +60,20 @@ class SamConfig:
     min_mask_region_area: int = 0
 
     def __post_init__(self) -> None:
-        if self.points_per_side < 1 or self.points_per_batch < 1 or self.crop_n_layers < 0:
-            raise ConfigError(f"SAM needs points_per_side, points_per_batch >= 1, crop_n_layers >= 0: {self}")
-        thresholds = (self.pred_iou_thresh, self.stability_score_thresh, self.box_nms_thresh)
-        thresholds += (self.crop_nms_thresh,)
-        if not all(0.0 <= t <= 1.0 for t in thresholds):
-            raise ConfigError(f"SAM thresholds must lie in [0, 1]: {self}")
+        self.validate()
+
+    def validate(self, prefix: str = "") -> SamConfig:
+        """Raise ConfigError naming the first invalid setting as ``prefix + name`` (e.g.
+        ``masks.sam.points_per_side must be >= 1, got 0``); return self otherwise."""
+        counts = ("points_per_side", "points_per_batch")
+        checks = [(name, getattr(self, name) >= 1, ">= 1") for name in counts]
+        checks.append(("crop_n_layers", self.crop_n_layers >= 0, ">= 0"))
+        for name in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh", "crop_nms_thresh"):
+            checks.append((name, 0.0 <= getattr(self, name) <= 1.0, "in [0, 1]"))
+        for name, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"{prefix}{name} must be {rule}, got {getattr(self, name)!r}")
+        return self
 
     def generator_kwargs(self) -> dict:
         """Keyword arguments of ``SamAutomaticMaskGenerator`` (everything but the model)."""
@@ -105,6 +113,8 @@ def read_sam_state_dict(checkpoint: str | Path) -> dict:
     """
     import torch
 
+    from nerfseg.io_utils import load_torch_file
+
     if not str(checkpoint):
         raise ConfigError("the SAM mask source needs a checkpoint: set masks.sam.checkpoint=PATH (nothing is "
                           "downloaded)")
@@ -112,14 +122,17 @@ def read_sam_state_dict(checkpoint: str | Path) -> dict:
     if not path.is_file():
         raise DataError(path, "SAM checkpoint not found (download it yourself and pass its path; nothing is "
                               "downloaded at run time)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad file
-        raise DataError(path, f"not a readable PyTorch checkpoint ({type(err).__name__}: {err})") from err
+    state = load_torch_file(path, "SAM checkpoint")
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
         state = state["model"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataError(path, "not a SAM state dict (expected a mapping of parameter names to tensors)")
+    if not isinstance(state, Mapping) or not state:
+        found = f"an empty {type(state).__name__}" if isinstance(state, Mapping) else type(state).__name__
+        expected = "expected a mapping of parameter names to tensors"
+        raise DataError(path, f"not a SAM state dict ({expected}, found {found})")
+    others = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if others:
+        count = f"{len(others)} of its {len(state)} entries are not tensors"
+        raise DataError(path, f"not a SAM state dict: {count} (first: {str(others[0])!r})")
     return dict(state)
 
 
@@ -165,6 +178,11 @@ def load_sam_model(
     state = read_sam_state_dict(checkpoint)
     with torch.device("meta"):  # shapes only: no memory, no random init
         skeleton = builders[model_type]()
+    expected = skeleton.state_dict()
+    if not any(k in expected for k in state):
+        names = f"first: {next(iter(state))!r}; expected e.g. {next(iter(expected))!r}"
+        raise DataError(checkpoint, f"not a SAM checkpoint: none of its {len(state)} tensors is a parameter "
+                                    f"of SAM {model_type!r} ({names})")
     problems = _mismatch(skeleton, state)
     if problems:
         guess = _guess_model_type(state)
@@ -179,7 +197,9 @@ def load_sam_model(
 class SamMasks(MaskSource):
     """SAM's automatic mask generator as a mask source; overlapping masks resolved smallest-wins.
 
-    The model is loaded on first use, so a run whose masks are all cached never loads it.
+    The model is loaded on first use (or by :meth:`prepare`), so a training run whose masks are all cached
+    never loads it; `nerfseg masks` calls :meth:`prepare` before its first image, so a bad checkpoint is
+    one error up front.
     """
 
     name = "sam"
@@ -193,6 +213,7 @@ class SamMasks(MaskSource):
         self.cfg = cfg
         self._builders = builders
         self._generator = None
+        self._load_error: ConfigError | DataError | None = None
 
     @classmethod
     def from_model(cls, model: torch.nn.Module, cfg: SamConfig | None = None) -> SamMasks:
@@ -205,13 +226,27 @@ class SamMasks(MaskSource):
         return source
 
     def generator(self):
-        """The ``SamAutomaticMaskGenerator`` (loads the model on the first call)."""
+        """The ``SamAutomaticMaskGenerator`` (loads the model on the first call). A checkpoint that failed
+        to load is not tried again: later calls raise the same error."""
+        if self._load_error is not None:
+            raise self._load_error
         if self._generator is None:
             from segment_anything import SamAutomaticMaskGenerator
 
-            model = load_sam_model(self.cfg.model_type, self.cfg.checkpoint, self.cfg.device, self._builders)
+            try:
+                cfg = self.cfg
+                model = load_sam_model(cfg.model_type, cfg.checkpoint, cfg.device, self._builders)
+            except (ConfigError, DataError) as err:
+                self._load_error = err
+                raise
             self._generator = SamAutomaticMaskGenerator(model, **self.cfg.generator_kwargs())
         return self._generator
+
+    def prepare(self) -> None:
+        """Load and check the SAM checkpoint now (see :meth:`MaskSource.prepare`): ConfigError / DataError
+        naming the checkpoint when it is missing, unreadable, not a state dict, or does not match
+        ``model_type`` (missing / unexpected keys, other shapes)."""
+        self.generator()
 
     def masks(self, image: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (H, W) int32 mask ids, -1 where SAM found no mask."""

@@ -33,6 +33,11 @@ class MaskSource(ABC):
     def cache_key(self) -> str:
         """A string of every setting that changes the output (used to key cache entries)."""
 
+    def prepare(self) -> None:  # noqa: B027 - optional hook: most sources need nothing
+        """Load and check whatever the source needs (model weights) before its first image, so that a bad
+        setting is one error up front rather than one per image. Raises a
+        :class:`~nerfseg.errors.UserFacingError` naming the file or setting. Default: nothing to do."""
+
 
 def check_image(image: np.ndarray) -> None:
     """Raise ValueError unless ``image`` is an (H, W, 3) uint8 array."""

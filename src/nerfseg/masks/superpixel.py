@@ -35,11 +35,22 @@ class SuperpixelConfig:
     compactness: float = 10.0
 
     def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self, prefix: str = "") -> SuperpixelConfig:
+        """Raise ConfigError naming the first invalid setting as ``prefix + name`` (e.g.
+        ``masks.superpixel.n_segments must be >= 1, got 0``); return self otherwise."""
         if self.method not in SUPERPIXEL_METHODS:
-            raise ConfigError(f"superpixel method must be one of {SUPERPIXEL_METHODS}, got {self.method!r}")
-        positive = min(self.scale, self.compactness) > 0 and min(self.min_size, self.n_segments) >= 1
-        if not positive or self.sigma < 0:
-            raise ConfigError(f"invalid superpixel settings: {self}")
+            raise ConfigError(f"{prefix}method must be one of {SUPERPIXEL_METHODS}, got {self.method!r}")
+        checks = (
+            ("scale", self.scale > 0, "> 0"), ("compactness", self.compactness > 0, "> 0"),
+            ("min_size", self.min_size >= 1, ">= 1"), ("n_segments", self.n_segments >= 1, ">= 1"),
+            ("sigma", self.sigma >= 0, ">= 0"),
+        )  # fmt: skip
+        for name, ok, rule in checks:
+            if not ok:
+                raise ConfigError(f"{prefix}{name} must be {rule}, got {getattr(self, name)!r}")
+        return self
 
 
 class SuperpixelMasks(MaskSource):
