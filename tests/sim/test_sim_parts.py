@@ -29,7 +29,7 @@ def test_config_yaml_and_errors(tmp_path):
         sim_config_from_dict({"frames": 2.5})
     with pytest.raises(ConfigError, match="no_parallax must be true or false"):
         sim_config_from_dict({"no_parallax": "yes"})
-    with pytest.raises(ConfigError, match="lidar.dropout is out of range"):
+    with pytest.raises(ConfigError, match=r"lidar.dropout must be in \[0, 1\), got 1.5"):
         sim_config_from_dict({"lidar": {"dropout": 1.5}})
     with pytest.raises(ConfigError, match="nuscenes.version"):
         sim_config_from_dict({"nuscenes": {"version": "v2"}})

@@ -26,6 +26,11 @@ examples:
   nerfseg simulate data/sim --frames 100 --workers 2 --preview  # + previews/00_000000_{bev,camera}.png
   nerfseg simulate data/nus --format nuscenes --frames 10    # scenes scene-0061 (train), scene-0103 (val)
   nerfseg simulate data/sim --config my_sim.yaml --set lidar.beams=32
+  nerfseg simulate data/sim --frames 10 --overwrite             # replace the dataset simulated there
+
+OUT must be empty or missing; --overwrite replaces a dataset simulated there before. The dataset is written
+into a hidden folder inside OUT and renamed into place once complete (an interrupted run leaves OUT as it
+was).
 """
 
 
@@ -37,7 +42,16 @@ def register(subparsers) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("out", metavar="OUT", help="output folder (created)")
+    parser.add_argument(
+        "out", metavar="OUT", help="output folder (created; must be empty unless --overwrite is given)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the simulated dataset already in OUT (its sequences/, v1.0-*/, samples*/, lidarseg/, "
+        "previews/ and sim_config.yaml; other files there are kept). The new dataset is written beside it "
+        "and swapped in only once complete",
+    )
     parser.add_argument("--frames", type=int, default=None, help="frames (scans) per sequence (default 40)")
     parser.add_argument(
         "--sequences",
@@ -85,36 +99,45 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import time
+    from pathlib import Path
 
+    from nerfseg.errors import ConfigError
     from nerfseg.sim.config import SimConfig, load_sim_config, validate_sim_config
-    from nerfseg.sim.simulate import OutputFormat, parse_sequences, simulate, write_previews
+    from nerfseg.sim.simulate import OutputFormat, parse_sequences, simulate, staged_output, write_previews
     from nerfseg.typed_config import apply_override
 
-    config = load_sim_config(args.config) if args.config else SimConfig()
+    if args.frames is not None and args.frames < 1:
+        raise ConfigError(f"--frames must be >= 1, got {args.frames}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    config = load_sim_config(args.config) if args.config else SimConfig()  # validated, naming the file
     for item in args.set:
         apply_override(config, item)
+    if args.set:
+        validate_sim_config(config, f"{args.config} with --set" if args.config else "--set")
     if args.frames is not None:
         config.frames = args.frames
     if args.seed is not None:
         config.seed = args.seed
     if args.no_parallax:
         config.no_parallax = True
-    validate_sim_config(config, args.config or "--set")
     fmt = OutputFormat(args.format)
     sequences = parse_sequences(args.sequences)
     start = time.perf_counter()
-    names = simulate(
-        args.out,
-        config,
-        fmt,
-        sequences if fmt is OutputFormat.SEMANTICKITTI else len(sequences),
-        show_progress=not args.no_progress,
-        workers=args.workers,
-    )
-    if args.preview and fmt is OutputFormat.SEMANTICKITTI:
-        for seq in names:
-            for path in write_previews(args.out, seq):
-                print(f"preview: {path}")
+    with staged_output(args.out, args.overwrite) as staging:
+        names = simulate(
+            staging,
+            config,
+            fmt,
+            sequences if fmt is OutputFormat.SEMANTICKITTI else len(sequences),
+            show_progress=not args.no_progress,
+            workers=args.workers,
+        )
+        previews = []
+        if args.preview and fmt is OutputFormat.SEMANTICKITTI:
+            previews = [p.relative_to(staging) for seq in names for p in write_previews(staging, seq)]
+    for path in previews:
+        print(f"preview: {Path(args.out) / path}")
     print(
         f"wrote {len(names)} {'sequence' if fmt is OutputFormat.SEMANTICKITTI else 'scene'}(s) "
         f"({', '.join(names)}) x {config.frames} frames to {args.out} in {time.perf_counter() - start:.1f} s"

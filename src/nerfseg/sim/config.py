@@ -111,32 +111,44 @@ class SimConfig:
     nuscenes: NuScenesConfig = field(default_factory=NuScenesConfig)
 
 
+class Raw(str):
+    """A value already written out for a message (shown as is, not repr'd)."""
+
+
 def validate_sim_config(config: SimConfig, where: str = "config") -> SimConfig:
-    """Raise ConfigError naming the first out-of-range value; return ``config`` unchanged otherwise."""
+    """Raise ConfigError naming ``where``, the first out-of-range key, its rule and its value (e.g.
+    ``--set: lidar.beams must be >= 1, got 0``); return ``config`` unchanged otherwise."""
+    lidar, camera, nus = config.lidar, config.camera, config.nuscenes
     checks = [
-        ("frames", config.frames >= 1),
-        ("ego_speed_mps", config.ego_speed_mps >= 0),
-        ("frame_interval_s", config.frame_interval_s > 0),
-        ("scribble_fraction", 0 <= config.scribble_fraction <= 1),
-        ("jpeg_quality", 1 <= config.jpeg_quality <= 100),
-        ("lidar.beams", config.lidar.beams >= 1),
-        ("lidar.azimuth_steps", config.lidar.azimuth_steps >= 1),
-        ("lidar.fov_up_deg", -90 <= config.lidar.fov_down_deg <= config.lidar.fov_up_deg <= 90),
-        ("lidar.dropout", 0 <= config.lidar.dropout < 1),
-        ("lidar.range_noise_m", config.lidar.range_noise_m >= 0),
-        ("lidar.max_range_m", 0 <= config.lidar.min_range_m < config.lidar.max_range_m),
-        ("lidar.sweep_period_s", config.lidar.sweep_period_s >= 0),
-        ("lidar.dynamic_time_slices", config.lidar.dynamic_time_slices >= 1),
-        ("camera.image_scale", config.camera.image_scale > 0),
-        ("camera.width", config.camera.width >= 1 and config.camera.height >= 1),
-        ("nuscenes.beams", config.nuscenes.beams >= 1 and config.nuscenes.azimuth_steps >= 1),
-        ("nuscenes.image_scale", config.nuscenes.image_scale > 0),
-        ("nuscenes.keyframe_interval_s", config.nuscenes.keyframe_interval_s > 0),
-        ("nuscenes.version", config.nuscenes.version in ("v1.0-mini", "v1.0-trainval")),
-    ]
-    for name, ok in checks:
+        ("frames", config.frames >= 1, ">= 1", config.frames),
+        ("ego_speed_mps", config.ego_speed_mps >= 0, ">= 0", config.ego_speed_mps),
+        ("frame_interval_s", config.frame_interval_s > 0, "> 0", config.frame_interval_s),
+        ("scribble_fraction", 0 <= config.scribble_fraction <= 1, "in [0, 1]", config.scribble_fraction),
+        ("jpeg_quality", 1 <= config.jpeg_quality <= 100, "in [1, 100]", config.jpeg_quality),
+        ("lidar.beams", lidar.beams >= 1, ">= 1", lidar.beams),
+        ("lidar.azimuth_steps", lidar.azimuth_steps >= 1, ">= 1", lidar.azimuth_steps),
+        ("lidar.fov_up_deg", -90 <= lidar.fov_down_deg <= lidar.fov_up_deg <= 90,
+         ">= lidar.fov_down_deg, both in [-90, 90]", Raw(f"{lidar.fov_up_deg} and {lidar.fov_down_deg}")),
+        ("lidar.dropout", 0 <= lidar.dropout < 1, "in [0, 1)", lidar.dropout),
+        ("lidar.range_noise_m", lidar.range_noise_m >= 0, ">= 0", lidar.range_noise_m),
+        ("lidar.max_range_m", 0 <= lidar.min_range_m < lidar.max_range_m,
+         "> lidar.min_range_m >= 0", Raw(f"{lidar.max_range_m} and {lidar.min_range_m}")),
+        ("lidar.sweep_period_s", lidar.sweep_period_s >= 0, ">= 0", lidar.sweep_period_s),
+        ("lidar.dynamic_time_slices", lidar.dynamic_time_slices >= 1, ">= 1", lidar.dynamic_time_slices),
+        ("camera.image_scale", camera.image_scale > 0, "> 0", camera.image_scale),
+        ("camera.width", camera.width >= 1, ">= 1", camera.width),
+        ("camera.height", camera.height >= 1, ">= 1", camera.height),
+        ("nuscenes.beams", nus.beams >= 1, ">= 1", nus.beams),
+        ("nuscenes.azimuth_steps", nus.azimuth_steps >= 1, ">= 1", nus.azimuth_steps),
+        ("nuscenes.image_scale", nus.image_scale > 0, "> 0", nus.image_scale),
+        ("nuscenes.keyframe_interval_s", nus.keyframe_interval_s > 0, "> 0", nus.keyframe_interval_s),
+        ("nuscenes.version", nus.version in ("v1.0-mini", "v1.0-trainval"), "v1.0-mini or v1.0-trainval",
+         nus.version),
+    ]  # fmt: skip
+    for name, ok, rule, value in checks:
         if not ok:
-            raise ConfigError(f"{where}: {name} is out of range")
+            shown = value if isinstance(value, Raw) else repr(value)
+            raise ConfigError(f"{where}: {name} must be {rule}, got {shown}")
     return config
 
 
