@@ -159,6 +159,14 @@ def _labels_text(cfg) -> str:
     return f"{count} of {len(source)} {cfg.data.train_split} scans ({what})"
 
 
+def _validated_on(runs: list[RunInfo]) -> str:
+    """Title suffix saying which val scans the runs' own validation used (data.val_max_scans)."""
+    counts = sorted({r.cfg.data.val_max_scans for r in runs})
+    if counts == [0]:
+        return " (all val scans)"
+    return f" (on {' / '.join(str(c) if c else 'all' for c in counts)} val scans)"
+
+
 def read_prediction(cfg, pred_root: Path, split: str, sample) -> Any:
     """(N,) int64 train ids of ``sample`` from a prediction folder written by `nerfseg predict`."""
     from nerfseg.data.datasets import DatasetKind
@@ -319,7 +327,9 @@ def compare_runs(
         )
         written.append(confusion_figures[run.name])
     curves = figures.save_figure(
-        figures.curves_figure({r.name: r.records for r in runs}, "training curves (metrics.jsonl)"),
+        figures.curves_figure(
+            {r.name: r.records for r in runs}, "training curves (metrics.jsonl)", _validated_on(runs)
+        ),
         figure_dir / "curves.png",
     )
     written.append(curves)

@@ -264,11 +264,13 @@ def curve_points(records: Sequence[Mapping], key: str) -> tuple[np.ndarray, np.n
     return np.asarray(steps, np.float64), np.asarray(values, np.float64)
 
 
-def curves_figure(histories: Mapping[str, Sequence[Mapping]], title: str = "training curves") -> Figure:
+def curves_figure(
+    histories: Mapping[str, Sequence[Mapping]], title: str = "training curves", miou_scans: str = ""
+) -> Figure:
     """Three panels against the step, one line per run (its metrics.jsonl records): the supervised loss
     ``train/supervised`` (CE + Lovasz on the labeled scans, the one term every method has), the total loss
     ``train/loss`` (each method adds its own terms, so totals differ in kind) and the validation mIoU
-    ``val/miou`` in percent."""
+    ``val/miou`` in percent; ``miou_scans`` says what the training validated on (put in the panel title)."""
     from matplotlib.ticker import MaxNLocator
 
     figure = Figure(figsize=(15, 4.4))
@@ -276,7 +278,7 @@ def curves_figure(histories: Mapping[str, Sequence[Mapping]], title: str = "trai
     panels = [
         ("train/supervised", 1.0, "supervised loss (CE + Lovasz, labeled scans)", "loss", None),
         ("train/loss", 1.0, "total training loss (each method's own terms)", "loss", None),
-        ("val/miou", 100.0, "validation mIoU during training", "mIoU (%)", "o"),
+        ("val/miou", 100.0, f"validation mIoU during training{miou_scans}", "mIoU (%)", "o"),
     ]
     last_step = max((r.get("step", 0) for records in histories.values() for r in records), default=0)
     for ax, (key, scale, panel_title, unit, marker) in zip(axes, panels, strict=True):
