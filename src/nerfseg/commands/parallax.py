@@ -34,14 +34,35 @@ def register(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def _nothing_measured(count) -> str:
+    """Why a parallax count has no camera-visible point (a ParallaxCount with ``visible == 0``)."""
+    scans = f"{count.scans} scan(s)"
+    if count.images == 0:
+        return (
+            f"no camera image in the {scans} read (parallax needs calib.txt and image_2/ with "
+            "semantic_2/ beside the scans): nothing to measure"
+        )
+    return (
+        f"no labeled LiDAR point of the {scans} projects into their {count.images} camera image(s) "
+        "(check calib.txt's P2 and Tr, and that labels/ are not all unlabeled): nothing to measure"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from nerfseg.io_utils import atomic_write_text
+    from nerfseg.errors import ConfigError, DataError
+    from nerfseg.io_utils import atomic_write_text, ensure_writable_file
     from nerfseg.sim.classes import CLASS_BY_RAW_ID
     from nerfseg.sim.parallax import measure_semantickitti
 
+    if args.max_frames is not None and args.max_frames < 1:
+        raise ConfigError(f"--max-frames must be >= 1, got {args.max_frames}")
+    if args.json:
+        ensure_writable_file(args.json, "--json")  # before the work, not after it
     count = measure_semantickitti(args.root, args.max_frames, progress=not args.no_progress)
+    if count.visible == 0:
+        raise DataError(args.root, _nothing_measured(count))
     print(
         f"{args.root}: {count.mismatched} of {count.visible} camera-visible LiDAR points project onto a "
         f"pixel of another class: parallax error {100 * count.fraction:.2f}%"

@@ -12,11 +12,14 @@ import numpy as np
 @dataclass
 class ParallaxCount:
     """Counts over LiDAR points: ``visible`` (projecting inside the image with positive depth) and
-    ``mismatched`` (visible and the pixel's ground-truth raw id differs from the point's)."""
+    ``mismatched`` (visible and the pixel's ground-truth raw id differs from the point's); ``scans`` and
+    ``images`` read (filled in by :func:`measure_semantickitti`)."""
 
     visible: int = 0
     mismatched: int = 0
     per_class: dict[int, list[int]] = field(default_factory=dict)  # raw id -> [visible, mismatched]
+    scans: int = 0
+    images: int = 0
 
     @property
     def fraction(self) -> float:
@@ -25,6 +28,8 @@ class ParallaxCount:
     def add(self, other: ParallaxCount) -> None:
         self.visible += other.visible
         self.mismatched += other.mismatched
+        self.scans += other.scans
+        self.images += other.images
         for raw, (v, m) in other.per_class.items():
             mine = self.per_class.setdefault(raw, [0, 0])
             mine[0] += v
@@ -109,4 +114,6 @@ def measure_semantickitti(
                 raise DataError(camera.image_path, "no ground-truth semantic image (semantic_2/) beside it")
             gt = read_semantic_png(camera.semantic_path)
             total.add(parallax_count(sample.points[:, :3], raw, camera.lidar_to_cam, camera.K, gt))
+            total.images += 1
+        total.scans += 1
     return total
