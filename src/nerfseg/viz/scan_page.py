@@ -1,0 +1,352 @@
+"""An offline, interactive 3D page of one LiDAR scan (plotly ``scatter3d`` in WebGL): orbit, zoom, and switch
+the colouring between ground truth, prediction and error with buttons; a legend names the classes in the
+dataset's official colours.
+
+Kept light enough for a full 120k-point scan: one trace per colouring (not one per class), each colour held
+as one uint8 palette index per point mapped through a stepped colour scale, the coordinates stored once as
+float32 (plotly's base64 typed arrays) and shared by the colouring traces in the browser. The legend is drawn
+by point-less dummy traces. The page marks its ``<body>`` with ``data-drawn="1"`` (and ``data-draw-ms``, the
+milliseconds from navigation start) once plotly has drawn it, so a headless browser can tell that it drew.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nerfseg.data.labelmaps import LabelMap
+from nerfseg.data.sample import IGNORE_INDEX
+from nerfseg.io_utils import atomic_write_bytes, atomic_write_text
+
+LIBRARY_NAME = "plotly.min.js"
+IGNORED_RGB = (150, 150, 150)
+ERROR_PALETTE = ((40, 190, 80), (235, 30, 40), IGNORED_RGB)
+ERROR_NAMES = ("correct", "wrong", "ignored (no label)")
+BACKGROUND = "#101014"
+MARKER_SIZE_PX = 1.6
+
+
+@dataclass(frozen=True)
+class Colouring:
+    """One way to colour the scan.
+
+    Attributes:
+        key: ``"truth"``, ``"prediction"``, ``"error"`` or ``"height"``.
+        label: the button's text.
+        values: (N,) uint8 palette index per point (``"height"``: (N,) float32 z in metres).
+        palette: (K, 3) uint8 RGB of each palette index (empty for ``"height"``, which uses a colour scale).
+        names: (K,) legend name of each palette index.
+    """
+
+    key: str
+    label: str
+    values: np.ndarray
+    palette: np.ndarray
+    names: tuple[str, ...]
+
+
+def write_plotly_library(directory: Path) -> Path:
+    """Write plotly's JS bundle once as ``directory/'plotly.min.js'`` (atomically); return its path.
+
+    A file that already holds the same bundle is left untouched.
+    """
+    from plotly.offline import get_plotlyjs
+
+    data = get_plotlyjs().encode("utf-8")
+    path = Path(directory) / LIBRARY_NAME
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return path
+    return atomic_write_bytes(path, data)
+
+
+def class_colouring(key: str, label: str, ids: np.ndarray, label_map: LabelMap) -> Colouring:
+    """Colour (N,) train ids by class: palette index = train id, IGNORE_INDEX -> the last index (grey)."""
+    values = np.where(ids == IGNORE_INDEX, label_map.num_classes, ids).astype(np.uint8)
+    palette = np.concatenate([label_map.colors, np.array([IGNORED_RGB], np.uint8)])
+    return Colouring(key, label, values, palette, (*label_map.class_names, "ignored (no label)"))
+
+
+def error_colouring(truth: np.ndarray, prediction: np.ndarray) -> Colouring:
+    """Colour (N,) train ids: 0 correct, 1 wrong, 2 ignored (no ground truth). A prediction of IGNORE_INDEX on
+    a labeled point counts as wrong, as the official scoring counts it. The button states the accuracy."""
+    labeled = truth != IGNORE_INDEX
+    values = np.where(labeled, np.where(prediction == truth, 0, 1), 2).astype(np.uint8)
+    accuracy = float((values == 0).sum() / max(int(labeled.sum()), 1))
+    label = f"error ({100 * accuracy:.1f}% correct)" if labeled.any() else "error (no labeled point)"
+    return Colouring("error", label, values, np.array(ERROR_PALETTE, np.uint8), ERROR_NAMES)
+
+
+def _check_ids(ids: np.ndarray | None, n: int, label_map: LabelMap, what: str) -> np.ndarray | None:
+    if ids is None:
+        return None
+    ids = np.asarray(ids)
+    if ids.shape != (n,):
+        raise ValueError(f"{what} must have shape ({n},) (one train id per point), got {ids.shape}")
+    ids = ids.astype(np.int64)
+    bad = (ids != IGNORE_INDEX) & ((ids < 0) | (ids >= label_map.num_classes))
+    if bad.any():
+        raise ValueError(
+            f"{what} holds ids outside [0, {label_map.num_classes}) and {IGNORE_INDEX}: "
+            f"{np.unique(ids[bad]).tolist()[:10]}"
+        )
+    return ids
+
+
+def scan_colourings(
+    points: np.ndarray, label_map: LabelMap, truth: np.ndarray | None, prediction: np.ndarray | None
+) -> list[Colouring]:
+    """The colourings a page offers: ground truth, prediction and error where given; height when neither is.
+
+    Args:
+        points: (N, >=3) float metres (lidar frame).
+        truth / prediction: (N,) int train ids or IGNORE_INDEX, or None.
+    Raises:
+        ValueError: wrong shapes or ids outside the label map.
+    """
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ValueError(f"points must have shape (N, 3), got {points.shape}")
+    n = points.shape[0]
+    truth = _check_ids(truth, n, label_map, "truth")
+    prediction = _check_ids(prediction, n, label_map, "prediction")
+    colourings = []
+    if truth is not None:
+        colourings.append(class_colouring("truth", "ground truth", truth, label_map))
+    if prediction is not None:
+        colourings.append(class_colouring("prediction", "prediction", prediction, label_map))
+    if truth is not None and prediction is not None:
+        colourings.append(error_colouring(truth, prediction))
+    if not colourings:
+        z = points[:, 2].astype(np.float32)
+        colourings.append(Colouring("height", "height", z, np.zeros((0, 3), np.uint8), ()))
+    return colourings
+
+
+def _rgb(color) -> str:
+    return f"rgb({int(color[0])},{int(color[1])},{int(color[2])})"
+
+
+def stepped_colorscale(palette: np.ndarray) -> list[list]:
+    """A plotly colour scale that maps value k in [0, K) to ``palette[k]`` exactly, with cmin = -0.5 and
+    cmax = K - 0.5: two stops per colour at the edges of its bin."""
+    k = len(palette)
+    scale = []
+    for i, color in enumerate(palette):
+        scale += [[i / k, _rgb(color)], [(i + 1) / k, _rgb(color)]]
+    return scale
+
+
+def scan_figure(points: np.ndarray, colourings: list[Colouring], title: str):
+    """The plotly Figure: one ``scatter3d`` trace per colouring (only the first holds x, y, z; the page copies
+    them into the others), one dummy legend trace per palette entry, and one button per colouring.
+
+    Args:
+        points: (N, >=3) float metres (lidar frame).
+        colourings: from :func:`scan_colourings`; the first is shown first.
+    """
+    import plotly.graph_objects as go
+
+    xyz = np.asarray(points)[:, :3].astype(np.float32)
+    traces, roles = [], []
+    for index, c in enumerate(colourings):
+        # Squares: 2 triangles a point where a circle glyph takes many (about 2x faster in software GL).
+        marker = dict(size=MARKER_SIZE_PX, color=c.values, symbol="square", line=dict(width=0), opacity=1.0)
+        if c.key == "height":
+            marker.update(colorscale="Turbo", colorbar=dict(title=dict(text="z (m)")), showscale=True)
+            hover = "z %{marker.color:.2f} m"
+        else:
+            marker.update(colorscale=stepped_colorscale(c.palette), cmin=-0.5, cmax=len(c.palette) - 0.5)
+            hover = "%{text}"
+        coords = dict(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2]) if index == 0 else {}
+        traces.append(
+            go.Scatter3d(
+                **coords,
+                mode="markers",
+                marker=marker,
+                name=c.label,
+                showlegend=False,
+                visible=index == 0,
+                hovertemplate=f"{hover}<br>x %{{x:.2f}} y %{{y:.2f}} z %{{z:.2f}} m<extra></extra>",
+                meta=dict(role="colouring", key=c.key, names=list(c.names)),
+            )
+        )
+        roles.append(("colouring", c.key))
+    # Legend: one point-less trace per palette entry of each distinct palette (classes / error).
+    legend_groups: dict[str, Colouring] = {}
+    for c in colourings:
+        if c.key != "height":
+            legend_groups.setdefault("error" if c.key == "error" else "classes", c)
+    first_group = "error" if colourings[0].key == "error" else "classes"
+    for group, c in legend_groups.items():
+        for name, color in zip(c.names, c.palette, strict=True):
+            traces.append(
+                go.Scatter3d(
+                    x=[None], y=[None], z=[None], mode="markers", name=name, legendgroup=group,
+                    marker=dict(size=8, color=_rgb(color), symbol="square"), hoverinfo="skip",
+                    visible=group == first_group, meta=dict(role="legend", group=group),
+                )
+            )  # fmt: skip
+            roles.append(("legend", group))
+    buttons = []
+    for c in colourings:
+        group = "error" if c.key == "error" else ("classes" if c.key != "height" else None)
+        visible = [
+            (key == c.key) if role == "colouring" else (key == group) for role, key in roles
+        ]  # fmt: skip
+        buttons.append(dict(label=c.label, method="restyle", args=[{"visible": visible}]))
+    axis = dict(
+        title=dict(text=""), showbackground=False, gridcolor="#333", zerolinecolor="#555", color="#aaa"
+    )
+    layout = go.Layout(
+        template="none",
+        title=dict(text=html.escape(title), font=dict(color="#ddd", size=15), x=0.01, y=0.98),
+        paper_bgcolor=BACKGROUND,
+        plot_bgcolor=BACKGROUND,
+        margin=dict(l=0, r=0, t=36, b=0),
+        scene=dict(
+            xaxis=dict(axis, title=dict(text="x (m)")),
+            yaxis=dict(axis, title=dict(text="y (m)")),
+            zaxis=dict(axis, title=dict(text="z (m)")),
+            aspectmode="data",
+            bgcolor=BACKGROUND,
+            camera=dict(eye=dict(x=-1.0, y=-1.0, z=0.7), up=dict(x=0, y=0, z=1)),
+            dragmode="orbit",
+        ),
+        legend=dict(
+            font=dict(color="#ddd", size=12),
+            bgcolor="rgba(16,16,20,0.7)",
+            itemclick=False,
+            itemdoubleclick=False,
+            x=1.0,
+            xanchor="right",
+            y=1.0,
+            title=dict(text=""),
+        ),  # fmt: skip
+        updatemenus=[
+            dict(
+                type="buttons",
+                direction="right",
+                buttons=buttons,
+                active=0,
+                x=0.01,
+                xanchor="left",
+                y=0.93,
+                yanchor="top",
+                bgcolor="#8a8a99",
+                bordercolor="#444",
+                font=dict(color="#111"),
+                showactive=True,
+            )
+        ],  # fmt: skip
+        showlegend=bool(legend_groups),
+    )
+    return go.Figure(data=traces, layout=layout)
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>html, body {{ margin: 0; height: 100%; background: {background}; overflow: hidden; }}
+#scan {{ width: 100vw; height: 100vh; }}</style>
+{library}
+</head>
+<body>
+<div id="scan"></div>
+<script>
+(function () {{
+  "use strict";
+  var fig = {figure};
+  function bytes(spec) {{
+    var text = atob(spec.bdata), out = new Uint8Array(text.length);
+    for (var i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+    return out;
+  }}
+  var first = fig.data[0];
+  fig.data.forEach(function (trace) {{
+    if (!trace.meta || trace.meta.role !== "colouring") return;
+    trace.x = first.x; trace.y = first.y; trace.z = first.z;
+    var names = trace.meta.names;
+    if (names.length) {{
+      var color = trace.marker.color, ids = color.bdata ? bytes(color) : color;
+      var text = new Array(ids.length);
+      for (var i = 0; i < ids.length; i++) text[i] = names[ids[i]];
+      trace.text = text;
+    }}
+  }});
+  var div = document.getElementById("scan");
+  Plotly.newPlot(div, fig.data, fig.layout, {{responsive: true, displaylogo: false}}).then(function (gd) {{
+    document.body.setAttribute("data-drawn", "1");
+    document.body.setAttribute("data-draw-ms", String(Math.round(performance.now())));
+  }}, function (err) {{
+    document.body.setAttribute("data-error", String(err));
+  }});
+}})();
+</script>
+</body>
+</html>
+"""
+
+
+def write_scan_page(
+    out_html: Path,
+    points: np.ndarray,
+    label_map: LabelMap,
+    truth: np.ndarray | None,
+    prediction: np.ndarray | None,
+    title: str,
+    library_src: str | None = None,
+) -> Path:
+    """Write the interactive 3D page of one scan (atomically); return its path.
+
+    Args:
+        out_html: the page to write.
+        points: (N, 3) float metres (lidar frame); extra columns are ignored.
+        label_map: the dataset's classes and colours.
+        truth / prediction: (N,) int train ids, IGNORE_INDEX = ignored; None where not available. With both,
+            the page also offers the error colouring (correct / wrong / ignored); with neither, height.
+        title: shown on the page and as its ``<title>``.
+        library_src: None -> plotly's library is inlined (a self-contained page, what ``nerfseg view``
+            writes by default); a relative path (e.g. ``'plotly.min.js'``) -> ``<script src=...>`` to one
+            shared copy beside the pages (see :func:`write_plotly_library`).
+    Raises:
+        ValueError: wrong shapes or ids outside the label map.
+    """
+    colourings = scan_colourings(points, label_map, truth, prediction)
+    figure = scan_figure(points, colourings, title)
+    figure_json = json.dumps(json.loads(figure.to_json(validate=False)), separators=(",", ":"))
+    figure_json = figure_json.replace("</", "<\\/")  # no "</script>" inside the script
+    if library_src is None:
+        from plotly.offline import get_plotlyjs
+
+        library = f'<script type="text/javascript">{get_plotlyjs()}</script>'
+    else:
+        library = f'<script type="text/javascript" src="{html.escape(library_src, quote=True)}"></script>'
+    page = _PAGE.format(
+        title=html.escape(title), background=BACKGROUND, library=library, figure=figure_json
+    )  # fmt: skip
+    return atomic_write_text(out_html, page)
+
+
+def page_figure(page_html: str) -> dict:
+    """The plotly figure (``{"data": [...], "layout": {...}}``) a page of :func:`write_scan_page` holds, as
+    written (the colouring traces after the first have no x, y, z: the page shares the first's)."""
+    start = page_html.index("var fig = ") + len("var fig = ")
+    end = page_html.index(";\n", start)
+    return json.loads(page_html[start:end].replace("<\\/", "</"))
+
+
+def decode_array(value) -> np.ndarray:
+    """A figure array as numpy: plotly base64 typed-array spec (``{"dtype": "u1", "bdata": ..}``) or list."""
+    import base64
+
+    if isinstance(value, dict) and "bdata" in value:
+        return np.frombuffer(
+            base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]).newbyteorder("<")
+        )
+    return np.asarray(value)

@@ -1,0 +1,253 @@
+"""The 3D scan page: colourings against hand-computed values, the page's figure and buttons, the inline and
+the shared-library variant, and a real headless chromium that loads the page, draws it, and switches it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from chromium_testing import Chromium, chromium_path
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nerfseg.data.labelmaps import NUSCENES, SEMANTICKITTI
+from nerfseg.data.sample import IGNORE_INDEX
+from nerfseg.viz.scan_page import (
+    ERROR_PALETTE,
+    IGNORED_RGB,
+    LIBRARY_NAME,
+    decode_array,
+    error_colouring,
+    page_figure,
+    scan_colourings,
+    stepped_colorscale,
+    write_plotly_library,
+    write_scan_page,
+)
+
+CAR, ROAD, BUILDING = 0, 8, 12
+
+
+def _scene(n_side: int = 40):
+    """A flat road (x 0..20 m, y -5..5 m) with a car box on it; ids and a prediction with known errors."""
+    u, v = np.meshgrid(np.linspace(0, 20, n_side), np.linspace(-5, 5, n_side))
+    road = np.stack([u.ravel(), v.ravel(), np.full(u.size, -1.7)], 1)
+    a, b = np.meshgrid(np.linspace(8, 12, 15), np.linspace(-1, 1, 15))
+    car = np.stack([a.ravel(), b.ravel(), np.full(a.size, -0.5)], 1)
+    points = np.concatenate([road, car]).astype(np.float32)
+    truth = np.concatenate([np.full(len(road), ROAD), np.full(len(car), CAR)])
+    truth[:5] = IGNORE_INDEX
+    prediction = truth.copy()
+    prediction[:5] = ROAD  # ignored in the truth -> "ignored"
+    prediction[len(road) : len(road) + 20] = BUILDING  # 20 car points wrong
+    return points, truth, prediction
+
+
+def test_class_colouring_maps_ignore_to_the_grey_entry():
+    points = np.zeros((4, 3), np.float32)
+    truth = np.array([0, 18, IGNORE_INDEX, 5])
+    (colouring,) = scan_colourings(points, SEMANTICKITTI, truth, None)
+    assert colouring.key == "truth"
+    assert colouring.values.dtype == np.uint8
+    assert colouring.values.tolist() == [0, 18, 19, 5]
+    assert tuple(colouring.palette[19]) == IGNORED_RGB
+    assert tuple(colouring.palette[0]) == (100, 150, 245)  # SemanticKITTI car, official colour map
+    assert colouring.names[18] == "traffic-sign" and colouring.names[19].startswith("ignored")
+
+
+def test_error_colouring_hand_computed():
+    truth = np.array([1, 2, 3, IGNORE_INDEX, 4, 4])
+    pred = np.array([1, 0, 3, 7, IGNORE_INDEX, 4])
+    c = error_colouring(truth, pred)
+    assert c.values.tolist() == [0, 1, 0, 2, 1, 0]  # an ignore prediction on a labeled point is wrong
+    assert c.label == "error (60.0% correct)"  # 3 of 5 labeled points
+    assert [tuple(p) for p in c.palette] == list(ERROR_PALETTE)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0, 1, 2, IGNORE_INDEX]), st.sampled_from([0, 1, 2])), min_size=1))
+def test_error_colouring_counts(pairs):
+    truth, pred = (np.array(column) for column in zip(*pairs, strict=True))
+    values = error_colouring(truth, pred).values
+    labeled = truth != IGNORE_INDEX
+    assert (values == 2).sum() == (~labeled).sum()
+    assert (values == 0).sum() == (labeled & (truth == pred)).sum()
+    assert (values == 1).sum() == (labeled & (truth != pred)).sum()
+
+
+def test_colourings_offered():
+    points, truth, pred = _scene(4)
+    keys = [c.key for c in scan_colourings(points, NUSCENES, truth % 16, pred % 16)]
+    assert keys == ["truth", "prediction", "error"]
+    assert [c.key for c in scan_colourings(points, SEMANTICKITTI, None, pred)] == ["prediction"]
+    (height,) = scan_colourings(points, SEMANTICKITTI, None, None)
+    assert height.key == "height" and np.array_equal(height.values, points[:, 2])
+
+
+def test_bad_inputs_raise():
+    points = np.zeros((3, 3))
+    with pytest.raises(ValueError, match="shape"):
+        scan_colourings(points, SEMANTICKITTI, np.zeros(4, int), None)
+    with pytest.raises(ValueError, match=r"outside \[0, 19\)"):
+        scan_colourings(points, SEMANTICKITTI, np.array([0, 19, 3]), None)
+    with pytest.raises(ValueError, match="points must have shape"):
+        scan_colourings(np.zeros((3, 2)), SEMANTICKITTI, None, None)
+
+
+def test_stepped_colorscale_maps_each_value_to_its_colour():
+    palette = np.array([(1, 2, 3), (10, 20, 30), (200, 100, 0)], np.uint8)
+    scale = stepped_colorscale(palette)
+    positions = np.array([s[0] for s in scale])
+    k = len(palette)
+    for value in range(k):
+        # plotly normalises with cmin = -0.5, cmax = K - 0.5: value v sits at (v + 0.5) / K
+        t = (value + 0.5) / k
+        below = scale[np.flatnonzero(positions <= t)[-1]][1]
+        above = scale[np.flatnonzero(positions >= t)[0]][1]
+        expected = "rgb({},{},{})".format(*palette[value])
+        assert below == above == expected
+    assert positions[0] == 0.0 and positions[-1] == 1.0 and np.all(np.diff(positions) >= 0)
+
+
+def _colouring_traces(figure):
+    return [t for t in figure["data"] if t.get("meta", {}).get("role") == "colouring"]
+
+
+def test_page_figure_traces_buttons_and_shared_coordinates(tmp_path):
+    points, truth, pred = _scene(10)
+    page = write_scan_page(tmp_path / "scan.html", points, SEMANTICKITTI, truth, pred, "test <scan>")
+    text = page.read_text()
+    assert "<title>test &lt;scan&gt;</title>" in text
+    figure = page_figure(text)
+    traces = _colouring_traces(figure)
+    assert [t["meta"]["key"] for t in traces] == ["truth", "prediction", "error"]
+    assert [t["visible"] for t in traces] == [True, False, False]
+    # One copy of the coordinates, float32, in the first trace; the others get it in the browser.
+    x = decode_array(traces[0]["x"])
+    assert x.dtype == np.float32 and np.array_equal(x, points[:, 0])
+    assert all("x" not in t for t in traces[1:])
+    colours = [decode_array(t["marker"]["color"]) for t in traces]
+    assert all(c.dtype == np.uint8 for c in colours)
+    assert np.array_equal(colours[0], np.where(truth == IGNORE_INDEX, 19, truth))
+    assert np.array_equal(colours[1], pred)
+    expected_error = np.where(truth == IGNORE_INDEX, 2, np.where(pred == truth, 0, 1))
+    assert np.array_equal(colours[2], expected_error) and (colours[2] == 1).sum() == 20
+    # The legend: 19 classes + ignored, then correct / wrong / ignored; no colouring trace in it.
+    legend = [t for t in figure["data"] if t["meta"]["role"] == "legend"]
+    assert [t["name"] for t in legend[:3]] == ["car", "bicycle", "motorcycle"]
+    assert len(legend) == 20 + 3 and not any(t["showlegend"] for t in traces)
+    buttons = figure["layout"]["updatemenus"][0]["buttons"]
+    assert [b["label"] for b in buttons] == ["ground truth", "prediction", "error (93.8% correct)"]
+    role_of = [t["meta"].get("key", t["meta"].get("group")) for t in figure["data"]]
+    for button, key in zip(buttons, ["truth", "prediction", "error"], strict=True):
+        visible = button["args"][0]["visible"]
+        shown = {role_of[i] for i, v in enumerate(visible) if v}
+        assert shown == {key, "error" if key == "error" else "classes"}
+
+
+def test_inline_and_shared_library_variants(tmp_path):
+    from plotly.offline import get_plotlyjs
+
+    points, truth, pred = _scene(10)
+    inline = write_scan_page(tmp_path / "inline.html", points, SEMANTICKITTI, truth, None, "inline")
+    shared = write_scan_page(
+        tmp_path / "pages" / "a.html", points, SEMANTICKITTI, truth, pred, "a", library_src=LIBRARY_NAME
+    )
+    library = write_plotly_library(tmp_path / "pages")
+    assert library == tmp_path / "pages" / LIBRARY_NAME
+    bundle = get_plotlyjs()
+    assert library.read_text() == bundle
+    assert bundle in inline.read_text() and f'src="{LIBRARY_NAME}"' not in inline.read_text()
+    assert bundle[:2000] not in shared.read_text()
+    assert '<script type="text/javascript" src="plotly.min.js"></script>' in shared.read_text()
+    assert shared.stat().st_size < inline.stat().st_size - len(bundle) // 2
+    before = library.stat().st_mtime_ns
+    assert write_plotly_library(tmp_path / "pages") == library
+    assert library.stat().st_mtime_ns == before  # written once, left alone afterwards
+    assert not list((tmp_path / "pages").glob(".*.tmp"))  # atomic writes leave no temporary files
+
+
+# ----------------------------------------------------------------------------------------------------------
+# In a real browser. CI installs chromium (.ci/run); only a machine without it skips these.
+
+needs_chromium = pytest.mark.skipif(
+    chromium_path() is None, reason="chromium not installed (apt-get install chromium; CI's .ci/run does)"
+)
+
+GD = "document.getElementById('scan')"
+COLOURING = f"{GD}.data.map((t, i) => (t.meta.role === 'colouring' ? i : -1)).filter(i => i >= 0)"
+DRAWN = (
+    'document.body && (document.body.getAttribute("data-drawn") || document.body.getAttribute("data-error"))'
+)
+
+
+def _pixels_near(image: np.ndarray, rgb, tolerance: int = 12) -> int:
+    return int((np.abs(image[..., :3].astype(int) - np.array(rgb)).max(axis=-1) <= tolerance).sum())
+
+
+def _screenshot(browser: Chromium, path) -> np.ndarray:
+    from PIL import Image
+
+    browser.evaluate("new Promise(r => setTimeout(r, 500))")  # let WebGL's next frames land
+    image = np.asarray(Image.open(browser.screenshot(path)).convert("RGB"))
+    return image[:, : image.shape[1] * 4 // 5]  # the scene without the legend (its colour squares)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with Chromium(width=900, height=700, timeout_s=180) as chromium:
+        yield chromium
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_browser_draws_and_switches(tmp_path, browser):
+    points, truth, pred = _scene(40)
+    page = write_scan_page(tmp_path / "scan.html", points, SEMANTICKITTI, truth, pred, "browser test")
+    browser.open(page.as_uri())
+    assert browser.wait_for(DRAWN) == "1", browser.evaluate('document.body.getAttribute("data-error")')
+    assert browser.evaluate("document.querySelectorAll('#scan canvas').length") >= 1
+    # The browser's own copy of the data: every colouring trace holds the first trace's coordinates.
+    assert browser.evaluate(f"{COLOURING}.every(i => {GD}.data[i].x === {GD}.data[0].x)")
+    assert browser.evaluate(f"{COLOURING}.map(i => {GD}._fullData[i].visible)") == [True, False, False]
+    assert browser.evaluate(f"{GD}._fullData[0]._length") == len(points)
+    image = _screenshot(browser, tmp_path / "truth.png")
+    road, car = SEMANTICKITTI.colors[ROAD], SEMANTICKITTI.colors[CAR]
+    assert _pixels_near(image, road) > 500 and _pixels_near(image, car) > 50
+    assert _pixels_near(image, ERROR_PALETTE[1]) < 20  # no "wrong" red yet
+    # Click the "error" button as a user would.
+    box = browser.evaluate(
+        "(() => { const r = document.querySelectorAll('.updatemenu-button')[2].getBoundingClientRect();"
+        " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
+    )
+    for kind in ("mousePressed", "mouseReleased"):
+        browser.call(
+            "Input.dispatchMouseEvent",
+            {"type": kind, "x": box[0], "y": box[1], "button": "left", "buttons": 1, "clickCount": 1},
+        )
+    browser.wait_for(f"{GD}._fullData[{COLOURING}[2]].visible === true")
+    visible = browser.evaluate(f"{COLOURING}.map(i => {GD}._fullData[i].visible)")
+    assert visible == [False, False, True]
+    assert browser.evaluate(f"{GD}._fullData[{COLOURING}[2]]._length") == len(points)
+    image = _screenshot(browser, tmp_path / "error.png")
+    assert _pixels_near(image, ERROR_PALETTE[0]) > 500  # correct: green
+    assert _pixels_near(image, ERROR_PALETTE[1]) > 5  # the 20 wrong car points: red
+    assert _pixels_near(image, road) < 20  # the class colours are gone
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_browser_shared_library_page_needs_its_library(tmp_path, browser):
+    points, truth, _ = _scene(20)
+    folder = tmp_path / "report"
+    page = write_scan_page(
+        folder / "a.html", points, SEMANTICKITTI, truth, None, "a", library_src=LIBRARY_NAME
+    )
+    browser.open(page.as_uri())
+    browser.evaluate("new Promise(r => setTimeout(r, 1500))")
+    assert browser.evaluate("typeof Plotly") == "undefined"  # nothing inlined: without the copy, no plot
+    assert not browser.evaluate(DRAWN)
+    write_plotly_library(folder)
+    browser.open(page.as_uri())
+    assert browser.wait_for(DRAWN) == "1"
+    image = _screenshot(browser, tmp_path / "shared.png")
+    assert _pixels_near(image, SEMANTICKITTI.colors[ROAD]) > 200
