@@ -108,6 +108,28 @@ def _find_sample(cfg, kind: str, root: str, frame: str, split: str | None):
     raise DataError(root, f"frame '{frame}' not found in the {kind} splits {searched or ['(none readable)']}")
 
 
+def _no_head_problem(checkpoint: dict) -> str:
+    """Why a checkpoint without ``nerf_head`` cannot render, and what to pass instead."""
+    from nerfseg.engine.checkpoint import MODEL_KIND
+    from nerfseg.ssl.config import Method
+    from nerfseg.ssl.recipe import recipe_for
+
+    method = checkpoint["config"].get("method", "supervised")
+    try:
+        trains_head = recipe_for(Method(method)).uses_head
+    except ValueError:
+        trains_head = False
+    untrained = (
+        f"its run's method {method!r} trains no NeRF head; render needs a run trained with method geometry "
+        "or a nerf method"
+    )
+    if checkpoint.get("kind") == MODEL_KIND:
+        export = "it is the LiDAR-only inference export (model.pt / `nerfseg export`: segmentor weights only)"
+        fix = "pass the run's training checkpoint RUN/checkpoints/last.pt" if trains_head else untrained
+        return f"holds no NeRF head: {export}; {fix}"
+    return f"holds no NeRF head: {untrained}"
+
+
 def render_frame(
     checkpoint_path: str | Path,
     data_root: str | Path,
@@ -131,17 +153,17 @@ def render_frame(
     from nerfseg.engine.build import build_head, resolve_device
     from nerfseg.engine.checkpoint import build_segmentor, load_checkpoint
     from nerfseg.errors import ConfigError, DataError
+    from nerfseg.io_utils import ensure_writable_dir
     from nerfseg.viz.render_figure import render_camera_view, view_figure, write_view_figure
 
     if stride < 1:
         raise ConfigError(f"--stride must be >= 1, got {stride}")
+    if max_depth <= 0:
+        raise ConfigError(f"--max-depth must be > 0 metres, got {max_depth}")
     checkpoint = load_checkpoint(checkpoint_path)
     if "nerf_head" not in checkpoint:
-        raise DataError(
-            checkpoint_path,
-            "holds no NeRF head (train with method geometry or a nerf method; an inference export "
-            "model.pt never holds one: pass RUN/checkpoints/last.pt)",
-        )
+        raise DataError(checkpoint_path, _no_head_problem(checkpoint))
+    ensure_writable_dir(out_dir, "--out")  # before the work, not after it
     torch_device = resolve_device(device)
     model, cfg = build_segmentor(checkpoint, checkpoint_path)
     num_classes = int(checkpoint["num_classes"])

@@ -18,7 +18,8 @@ from nerfseg.data.loader import make_eval_loader
 from nerfseg.engine.checkpoint import build_segmentor, load_checkpoint
 from nerfseg.engine.precision import inference_uses_bf16
 from nerfseg.engine.train import predict_batch, resolve_device
-from nerfseg.errors import DataError
+from nerfseg.errors import ConfigError, DataError
+from nerfseg.io_utils import ensure_writable_dir
 
 
 @dataclass
@@ -60,9 +61,14 @@ def predict(
             nerfseg.engine.precision).
         num_threads: torch intra-op threads for this call (0 = leave torch's setting).
 
-    Raises DataError for unreadable checkpoints or data, and when the dataset's classes differ from the
-    model's.
+    Raises ConfigError for batch_size < 1, num_workers < 0 or num_threads < 0 (named as the command's
+    options); DataError for an ``out_dir`` that cannot be written (checked first), unreadable checkpoints
+    or data, and when the dataset's classes differ from the model's.
     """
+    for option, value, least in (("--batch-size", batch_size, 1), ("--workers", num_workers, 0),
+                                 ("--threads", num_threads, 0)):  # fmt: skip
+        if value < least:
+            raise ConfigError(f"{option} must be >= {least}, got {value}")
     threads = torch.get_num_threads()
     if num_threads > 0:
         torch.set_num_threads(num_threads)
@@ -89,6 +95,7 @@ def _predict(
     from tqdm import tqdm
 
     started = time.perf_counter()
+    out_dir = ensure_writable_dir(out_dir, "--out")  # before the work, not after it
     state = load_checkpoint(checkpoint_path)
     model, cfg = build_segmentor(state, checkpoint_path)
     kind = DatasetKind(dataset or cfg.data.dataset)
@@ -103,8 +110,6 @@ def _predict(
     dev = resolve_device(device)
     bf16 = inference_uses_bf16(precision, dev)
     model.to(dev)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     if kind is DatasetKind.NUSCENES:
         from nerfseg.data.nuscenes import write_nuscenes_prediction, write_nuscenes_submission_json
     else:
