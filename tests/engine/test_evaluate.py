@@ -109,3 +109,77 @@ def test_nuscenes_real_labels_devkit_rule(tmp_path, real_data, monkeypatch):
     assert scores.miou == pytest.approx(4 / 6)
     valid = raw != 31
     assert scores.accuracy == pytest.approx(1 - (raw == 17).sum() / valid.sum())
+
+
+def _unknown_ids_case(tmp_path):
+    """5 val scans predicted perfectly except that 4 files hold raw ids outside the label map (2, 3, 1000;
+    1000 with instance bits); returns (data, pred, the same predictions with those ids replaced by 0)."""
+    raw = write_tree(tmp_path / "data", {"08": 5}, points_per_scan=40, raw_ids=(10, 40, 50, 70))
+    pred, reference = tmp_path / "pred", tmp_path / "reference"
+    for i, (sample_id, labels) in enumerate(sorted(raw.items())):
+        predicted = labels.astype(np.int64).copy()
+        if i < 4:
+            predicted[: 3 + i] = [2, 3, 1000 | (7 << 16), 2, 3, 2, 3][: 3 + i]
+        _write_pred(pred, sample_id, predicted)
+        # The official evaluate_semantics.py: remap_lut[label & 0xFFFF] is 0 for ids outside learning_map.
+        official = np.where(np.isin(predicted & 0xFFFF, SEMANTICKITTI.known_raw_ids), predicted, 0)
+        _write_pred(reference, sample_id, official)
+    return tmp_path / "data", pred, reference
+
+
+def test_unknown_raw_ids_scored_as_the_official_script_with_one_warning(tmp_path):
+    from nerfseg.engine.evaluate import UnmappedPredictionWarning
+
+    data, pred, reference = _unknown_ids_case(tmp_path)
+    with pytest.warns(UnmappedPredictionWarning) as caught:
+        scores, count = evaluate_predictions("semantickitti", data, pred, progress=False)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    folder = pred / "sequences" / "08" / "predictions"
+    assert message.startswith("4 of 5 prediction file(s) hold raw label ids outside the SemanticKITTI label "
+                              "map (2, 3, 1000), scored as unlabeled")  # fmt: skip
+    for frame in ("000000", "000001", "000002"):
+        assert f"{folder / frame}.label" in message
+    assert "000003.label" not in message and "and 1 more file(s)" in message and "--strict" in message
+    expected, _ = evaluate_predictions("semantickitti", data, reference, progress=False)
+    assert count == 5 and scores.to_dict() == expected.to_dict()  # same numbers as the official mapping
+    assert scores.per_class_iou[CAR] < 1.0 or scores.per_class_iou[ROAD] < 1.0  # the ids did cost points
+
+
+def test_unknown_raw_ids_are_an_error_with_strict(tmp_path, recwarn):
+    data, pred, _ = _unknown_ids_case(tmp_path)
+    with pytest.raises(DataError, match=r"raw label ids outside the SemanticKITTI label map: \[2, 3, 1000\]"
+                       r" \(--strict") as err:  # fmt: skip
+        evaluate_predictions("semantickitti", data, pred, progress=False, strict=True)
+    assert err.value.path == pred / "sequences" / "08" / "predictions" / "000000.label"
+    # Known ids, even those the learning map ignores (0 unlabeled, 1 outlier), are no error.
+    raw = write_tree(tmp_path / "d2", {"08": 1}, points_per_scan=10, raw_ids=(0, 1, 10, 252))
+    _write_pred(tmp_path / "p2", "08/000000", raw["08/000000"])
+    evaluate_predictions("semantickitti", tmp_path / "d2", tmp_path / "p2", progress=False, strict=True)
+    assert not recwarn.list
+
+
+def test_unknown_split_is_a_config_error(tmp_path):
+    from nerfseg.errors import ConfigError
+
+    write_tree(tmp_path / "data", {"08": 1})
+    with pytest.raises(ConfigError, match="unknown SemanticKITTI split 'nosuch'; choose one of train, val"):
+        evaluate_predictions("semantickitti", tmp_path / "data", tmp_path / "pred", split="nosuch")
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_nuscenes_rejects_class_indices_outside_1_16_with_or_without_strict(tmp_path, real_data, monkeypatch,
+                                                                              strict):  # fmt: skip
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "data"))
+    from nuscenes_tree import build_real_tree
+
+    tree = build_real_tree(tmp_path / "nus", real_data)
+    count = np.fromfile(tree.label_file_b, dtype=np.uint8).size
+    folder = tmp_path / "pred" / "lidarseg" / "mini_val"
+    folder.mkdir(parents=True)
+    predicted = np.full(count, 4, dtype=np.uint8)
+    predicted[:2] = [0, 17]
+    predicted.tofile(folder / f"{tree.lidar_token_b}_lidarseg.bin")
+    with pytest.raises(DataError, match=r"2 prediction\(s\) outside the class indices 1..16: \[0, 17\]"):
+        evaluate_predictions("nuscenes", tree.root, tmp_path / "pred", split="mini_val", version="v1.0-mini",
+                             progress=False, strict=strict)  # fmt: skip

@@ -47,20 +47,38 @@ def register(subparsers) -> None:
         "--version", help="nuScenes version, e.g. v1.0-mini (default: the one v1.0-* folder under ROOT)"
     )
     parser.add_argument("--json", metavar="OUT", help="also write the scores to this JSON file")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="fail on a SemanticKITTI prediction with raw ids outside the label map (default: scored as "
+        "unlabeled, as the official script does, with one warning naming the files; nuScenes class indices "
+        "outside 1..16 are always an error)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
+    import warnings
 
-    from nerfseg.engine.evaluate import evaluate_predictions
-    from nerfseg.io_utils import atomic_write_text
+    from nerfseg.engine.evaluate import UnmappedPredictionWarning, evaluate_predictions
+    from nerfseg.io_utils import atomic_write_text, ensure_writable_file
 
-    scores, count = evaluate_predictions(
-        args.dataset, args.data, args.predictions, split=args.split, version=args.version,
-        progress=not args.no_progress,
-    )  # fmt: skip
+    if args.json:
+        ensure_writable_file(args.json, "--json")  # before the work, not after it
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnmappedPredictionWarning)
+        scores, count = evaluate_predictions(
+            args.dataset, args.data, args.predictions, split=args.split, version=args.version,
+            progress=not args.no_progress, strict=args.strict,
+        )  # fmt: skip
+    for w in caught:
+        if issubclass(w.category, UnmappedPredictionWarning):
+            print(f"nerfseg evaluate: warning: {w.message}", file=sys.stderr)
+        else:  # not ours: show it as Python would have
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
     print(f"{args.dataset} {args.split}: {count} scans, {scores.rule} rule")
     print(scores.format_table())
     if args.json:

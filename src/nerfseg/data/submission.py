@@ -27,11 +27,11 @@ def write_semantickitti_prediction(
     return atomic_write_bytes(semantickitti_prediction_path(pred_root, sample_id), raw.tobytes())
 
 
-def read_semantickitti_prediction(
-    pred_root: str | Path, sample_id: str, expected_count: int, label_map: LabelMap = SEMANTICKITTI
+def read_semantickitti_prediction_raw(
+    pred_root: str | Path, sample_id: str, expected_count: int
 ) -> np.ndarray:
-    """Read a prediction file as (N,) int64 train ids, as the official evaluator does: the lower 16 bits
-    of each uint32 are mapped through the learning map (unlabeled / unknown raw ids -> IGNORE_INDEX).
+    """Read a prediction file as (N,) int64 raw semantic ids: the lower 16 bits of each uint32, as the
+    official evaluator reads them (the instance bits are dropped).
 
     Raises:
         DataError: the file is missing or its length differs from ``expected_count``.
@@ -39,5 +39,17 @@ def read_semantickitti_prediction(
     path = semantickitti_prediction_path(pred_root, sample_id)
     if not path.is_file():
         raise DataError(path, f"prediction file not found (needed for scan {sample_id})")
-    raw = io.read_label_file(path, expected_count)
-    return label_map.to_train(raw & 0xFFFF)
+    return (io.read_label_file(path, expected_count) & 0xFFFF).astype(np.int64)
+
+
+def read_semantickitti_prediction(
+    pred_root: str | Path, sample_id: str, expected_count: int, label_map: LabelMap = SEMANTICKITTI
+) -> np.ndarray:
+    """Read a prediction file as (N,) int64 train ids, as the official evaluator does: the lower 16 bits
+    of each uint32 are mapped through the learning map (unlabeled / unknown raw ids -> IGNORE_INDEX;
+    ``label_map.unknown_raw_ids`` of :func:`read_semantickitti_prediction_raw` finds the unknown ones).
+
+    Raises:
+        DataError: the file is missing or its length differs from ``expected_count``.
+    """
+    return label_map.to_train(read_semantickitti_prediction_raw(pred_root, sample_id, expected_count))
