@@ -21,12 +21,14 @@ from nerfseg.commands import (
     render,
     simulate,
     train,
+    view,
 )
 from nerfseg.errors import UserFacingError
 
 # Explicit list of command modules (no string registry); each adds itself with register(subparsers).
 COMMANDS: tuple = (
-    check_data, evaluate, masks, simulate, parallax, make_splits, train, export, predict, render, compare, demo,
+    check_data, evaluate, masks, simulate, parallax, make_splits, train, export, predict, render, compare,
+    demo, view,
 )  # fmt: skip
 
 DESCRIPTION = """\
