@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from nerfseg.data.augment import AugmentConfig
+from nerfseg.data.bad_scans import BadScanPolicy
 from nerfseg.engine.losses import LossConfig
 from nerfseg.errors import ConfigError
 from nerfseg.masks.config import MasksConfig
@@ -50,6 +51,9 @@ class DataConfig:
         num_workers: DataLoader worker processes (0 = load in the main process).
         val_batch_size: scans per validation batch.
         val_max_scans: validate on at most this many evenly spaced val scans (0 = all).
+        on_bad_scan: an unreadable training scan (truncated ``.bin``, short ``.label``, unreadable image or
+            mask): ``error`` stops the run naming the file; ``skip`` names it once on stderr and in
+            ``RUN/skipped.jsonl`` and trains on with another scan of the same stream in its place.
     """
 
     dataset: str = "semantickitti"
@@ -64,6 +68,7 @@ class DataConfig:
     num_workers: int = 2
     val_batch_size: int = 2
     val_max_scans: int = 0
+    on_bad_scan: BadScanPolicy = BadScanPolicy.ERROR
 
 
 @dataclass

@@ -5,22 +5,33 @@ Data order: the run is an endless stream of dataset positions; epoch ``e`` visit
 step) holds stream positions ``[b * B, (b + 1) * B)``, so a run resumed at step ``s`` continues with exactly
 the batches an uninterrupted run would have drawn, whatever the number of workers. Each item carries its
 (epoch, index) so augmentation is seeded from (seed, epoch, index), independent of worker scheduling.
+
+Unreadable scans (:class:`BadScanPolicy`, the config's ``data.on_bad_scan``): with ``error`` the first one
+stops the run with its DataError; with ``skip`` the item of an unreadable scan is loaded from another position
+of the same stream instead, drawn from (seed, epoch, position) alone (:func:`replacement_positions`), and its
+failures travel with the batch (:class:`Replaced`, :class:`WithSkips`) so the main process can name them. The
+batch keeps its size and batch ``b`` stays a pure function of (seed, b): a resumed run draws what an
+uninterrupted one would have drawn, bad scans included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from nerfseg.data.augment import AugmentConfig, augment_sample, augmentation_rng
+from nerfseg.data.bad_scans import BadScanPolicy
 from nerfseg.data.collate import collate_samples
 from nerfseg.data.sample import Sample
 from nerfseg.errors import DataError
+
+MAX_REPLACEMENT_TRIES = 32
+"""Scans tried in place of an unreadable one before the run stops (the data is then broken, not one scan)."""
 
 
 @dataclass(frozen=True)
@@ -36,25 +47,125 @@ class LoadFailure:
         return DataError(self.path, self.problem)
 
 
+@dataclass(frozen=True)
+class Replaced:
+    """An item loaded from another position because its own scan (and maybe earlier replacements) failed.
+
+    Attributes:
+        item: the loaded item (a Sample, an UnlabeledScan, ...).
+        failures: the unreadable scans it stands in for, in the order they were tried.
+    """
+
+    item: Any
+    failures: tuple[LoadFailure, ...]
+
+
+@dataclass(frozen=True)
+class WithSkips:
+    """A collated batch some of whose items were :class:`Replaced`; ``failures`` lists their bad scans."""
+
+    batch: Any
+    failures: tuple[LoadFailure, ...]
+
+
+def replacement_positions(num_items: int, seed: int, epoch: int, position: int, count: int) -> np.ndarray:
+    """(min(count, num_items - 1),) int64 distinct positions in [0, num_items), ``position`` excluded, tried
+    in this order in place of the unreadable item ``position`` of ``epoch``; a pure function of the
+    arguments (the same scans replace it in a resumed run and whatever the number of workers)."""
+    take = min(count, num_items - 1)
+    if take <= 0:
+        return np.zeros(0, dtype=np.int64)
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(epoch), int(position), 0xBAD5CA]))
+    drawn = rng.choice(num_items - 1, size=take, replace=False).astype(np.int64)
+    return drawn + (drawn >= position)  # skip the unreadable position itself
+
+
+def load_with_policy(
+    load: Callable[[int, int, int], Any],
+    item: tuple[int, int],
+    num_items: int,
+    seed: int,
+    policy: BadScanPolicy,
+) -> Any:
+    """Load ``item = (epoch, position)`` with ``load(epoch, source_position, key_position)``, which raises
+    DataError for an unreadable scan; ``key_position`` seeds the item's random draws (augmentation, cameras).
+
+    Returns the loaded item, a :class:`LoadFailure` (``error``, or ``skip`` when no replacement among
+    :data:`MAX_REPLACEMENT_TRIES` could be read either) or, with ``skip``, a :class:`Replaced` holding the
+    item at the first readable position of :func:`replacement_positions` (augmented with the draws of the
+    slot it fills, so it differs from that scan's own appearance in the epoch).
+    """
+    epoch, position = item
+    try:
+        return load(epoch, position, position)
+    except DataError as err:
+        first = LoadFailure(str(err.path), err.problem)
+    if policy is BadScanPolicy.ERROR:
+        return first
+    failures = [first]
+    for candidate in replacement_positions(num_items, seed, epoch, position, MAX_REPLACEMENT_TRIES):
+        try:
+            return Replaced(load(epoch, int(candidate), position), tuple(failures))
+        except DataError as err:
+            failures.append(LoadFailure(str(err.path), err.problem))
+    return LoadFailure(
+        first.path,
+        f"{first.problem}; data.on_bad_scan is skip, but the {len(failures) - 1} scans tried in its place "
+        f"could not be read either (last: {failures[-1].path}: {failures[-1].problem})",
+    )
+
+
 def catching_failures(collate):
-    """Wrap a collate function: a batch holding a :class:`LoadFailure` collates to that failure."""
+    """Wrap a collate function: a batch holding a :class:`LoadFailure` collates to that failure; one holding
+    :class:`Replaced` items collates their items into a :class:`WithSkips` that names the bad scans."""
 
     def collate_or_failure(items):
+        loaded, failures = [], []
         for item in items:
             if isinstance(item, LoadFailure):
                 return item
-        return collate(items)
+            if isinstance(item, Replaced):
+                failures.extend(item.failures)
+                item = item.item
+            loaded.append(item)
+        batch = collate(loaded)
+        return WithSkips(batch, tuple(failures)) if failures else batch
 
     return collate_or_failure
 
 
-def next_batch(batches):
+def next_batch(batches, on_skip: Callable[[tuple[LoadFailure, ...]], None] | None = None):
     """The next batch of a loader built with :func:`catching_failures`; raises the DataError of a failed
-    item (naming its file) instead of returning it."""
+    item (naming its file) instead of returning it, and hands the unreadable scans that replaced items
+    stood in for to ``on_skip`` (None: they pass unnamed)."""
     batch = next(batches)
     if isinstance(batch, LoadFailure):
         raise batch.error()
+    if isinstance(batch, WithSkips):
+        if on_skip is not None:
+            on_skip(batch.failures)
+        batch = batch.batch
     return batch
+
+
+def close_batches(batches) -> None:
+    """Stop a DataLoader iterator's worker processes now (an interrupted run): the workers are killed
+    rather than asked to finish the item they are loading (torch's own shutdown waits up to 5 s per busy
+    worker), then torch's bookkeeping (queues, the SIGCHLD watch) is closed. No-op for other iterators."""
+    workers = getattr(batches, "_workers", None)
+    if not workers or getattr(batches, "_shutdown", True):
+        return
+    from torch.utils.data import _utils
+
+    if getattr(batches, "_worker_pids_set", False):  # or torch's SIGCHLD handler reports the kill as a crash
+        _utils.signal_handling._remove_worker_pids(id(batches))
+        batches._worker_pids_set = False
+    for worker in workers:
+        if worker.is_alive():
+            worker.kill()
+    for worker in workers:
+        worker.join(timeout=1.0)
+    batches._shutdown_workers()
 
 
 class SampleSource(Protocol):
@@ -139,25 +250,26 @@ class TrainingDataset(Dataset):
     """
 
     def __init__(
-        self, source: SampleSource, indices: Sequence[int] | None, augment: AugmentConfig, seed: int
+        self, source: SampleSource, indices: Sequence[int] | None, augment: AugmentConfig, seed: int,
+        on_bad_scan: BadScanPolicy = BadScanPolicy.ERROR,
     ):
         self.source = source
         self.indices = np.arange(len(source)) if indices is None else np.asarray(indices, dtype=np.int64)
         self.augment = augment
         self.seed = seed
+        self.on_bad_scan = on_bad_scan
 
     def __len__(self) -> int:
         return int(self.indices.shape[0])
 
-    def __getitem__(self, item: tuple[int, int]) -> Sample | LoadFailure:
-        epoch, position = item
-        index = int(self.indices[position])
-        try:
-            sample = self.source[index]
-        except DataError as err:
-            return LoadFailure(str(err.path), err.problem)
+    def __getitem__(self, item: tuple[int, int]) -> Sample | LoadFailure | Replaced:
+        return load_with_policy(self._load, item, len(self), self.seed, self.on_bad_scan)
+
+    def _load(self, epoch: int, position: int, key_position: int) -> Sample:
+        sample = self.source[int(self.indices[position])]
         if self.augment.enabled:
-            sample = augment_sample(sample, self.augment, augmentation_rng(self.seed, epoch, index))
+            key = int(self.indices[key_position])
+            sample = augment_sample(sample, self.augment, augmentation_rng(self.seed, epoch, key))
         return sample
 
 
@@ -176,10 +288,14 @@ def exit_with_parent(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's wor
     """DataLoader ``worker_init_fn``: on Linux the worker is killed when the process that started it dies
     (``prctl(PR_SET_PDEATHSIG, SIGKILL)``), so a training killed with SIGKILL leaves no loader workers behind
     (torch's own watchdog only notices a dead parent between batches, and a worker blocked on its queue waits
-    forever)."""
+    forever). The worker ignores SIGINT: a Ctrl-C reaches the whole process group, and the main process stops
+    its workers itself (:func:`close_batches`); a worker dying of it would print a traceback of its own and
+    make torch's SIGCHLD watch raise "worker exited unexpectedly" in the main process."""
     import os
     import signal
     import sys
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     if not sys.platform.startswith("linux"):
         return
@@ -200,7 +316,8 @@ def resumable_loader(
     generator_seed: int | None = None,
 ) -> DataLoader:
     """DataLoader of an endless :class:`ResumableBatchSampler` stream (order drawn from ``order_seed``) from
-    batch ``start_step`` on, collating with ``collate`` (failed items pass as :class:`LoadFailure`)."""
+    batch ``start_step`` on, collating with ``collate`` (failed items pass as :class:`LoadFailure`, replaced
+    ones as :class:`WithSkips`: read it with :func:`next_batch`)."""
     sampler = ResumableBatchSampler(len(dataset), batch_size, order_seed, start_batch=start_step)
     seed = order_seed if generator_seed is None else generator_seed
     return DataLoader(

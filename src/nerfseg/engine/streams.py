@@ -27,14 +27,16 @@ from nerfseg.data.collate import PointBatch, collate_samples
 from nerfseg.data.ground_truth import read_semantic_train
 from nerfseg.data.labelmaps import LabelMap
 from nerfseg.data.loader import (
+    BadScanPolicy,
     LoadFailure,
+    Replaced,
     SampleSource,
     TrainingDataset,
+    load_with_policy,
     make_train_loader,
     resumable_loader,
 )
 from nerfseg.data.sample import Sample
-from nerfseg.errors import DataError
 from nerfseg.masks.config import MasksConfig
 
 STUDENT_VIEW_SEED = 0x57D
@@ -111,7 +113,9 @@ class CameraInputs:
 
 
 class UnlabeledDataset(Dataset):
-    """Item ``(epoch, position)`` -> :class:`UnlabeledScan` of ``source[indices[position]]``."""
+    """Item ``(epoch, position)`` -> :class:`UnlabeledScan` of ``source[indices[position]]``; an unreadable
+    scan, image or mask follows ``on_bad_scan`` (:func:`nerfseg.data.loader.load_with_policy`: with ``skip``
+    another unlabeled scan takes its place)."""
 
     def __init__(
         self,
@@ -120,12 +124,14 @@ class UnlabeledDataset(Dataset):
         augment: AugmentConfig,
         seed: int,
         camera_inputs: CameraInputs | None = None,
+        on_bad_scan: BadScanPolicy = BadScanPolicy.ERROR,
     ):
         self.source = source
         self.indices = np.asarray(indices, dtype=np.int64)
         self.augment = augment
         self.seed = seed
         self.camera_inputs = camera_inputs
+        self.on_bad_scan = on_bad_scan
         self._cache = None  # opened lazily in each worker
 
     def __len__(self) -> int:
@@ -139,16 +145,14 @@ class UnlabeledDataset(Dataset):
             self._cache = open_mask_cache(self.camera_inputs.masks, self.camera_inputs.dataset_root)
         return self._cache
 
-    def __getitem__(self, item: tuple[int, int]) -> UnlabeledScan | LoadFailure:
-        try:
-            return self._load(item)
-        except DataError as err:  # leaves the worker as a value: the main process raises it (one line)
-            return LoadFailure(str(err.path), err.problem)
+    def __getitem__(self, item: tuple[int, int]) -> UnlabeledScan | LoadFailure | Replaced:
+        # a DataError leaves the worker as a value: the main process raises it (one line) or names it (skip)
+        return load_with_policy(self._load, item, len(self), self.seed, self.on_bad_scan)
 
-    def _load(self, item: tuple[int, int]) -> UnlabeledScan:
-        epoch, position = item
-        index = int(self.indices[position])
-        sample = self.source[index]
+    def _load(self, epoch: int, position: int, key_position: int) -> UnlabeledScan:
+        """The scan at ``position`` with the random draws (augmentation, cameras) of ``key_position``."""
+        sample = self.source[int(self.indices[position])]
+        index = int(self.indices[key_position])
         metric_labels = sample.labels
         bare = strip_labels(sample)
         if self.augment.enabled:
@@ -202,10 +206,12 @@ def collate_unlabeled(scans: Sequence[UnlabeledScan]) -> UnlabeledBatch:
 
 def labeled_stream(
     source: SampleSource, indices: np.ndarray, augment: AugmentConfig, batch_size: int, seed: int,
-    start_step: int, num_workers: int,
+    start_step: int, num_workers: int, on_bad_scan: BadScanPolicy = BadScanPolicy.ERROR,
 ) -> Iterator[PointBatch]:
-    """Endless PointBatches of the labeled scans ``indices`` from batch ``start_step`` on."""
-    dataset = TrainingDataset(source, indices, augment, seed)
+    """Endless PointBatches of the labeled scans ``indices`` from batch ``start_step`` on (an unreadable
+    scan is replaced by another labeled scan with ``on_bad_scan`` skip; read the stream with
+    :func:`nerfseg.data.loader.next_batch`)."""
+    dataset = TrainingDataset(source, indices, augment, seed, on_bad_scan)
     return iter(make_train_loader(dataset, batch_size, seed, start_step, num_workers))
 
 
