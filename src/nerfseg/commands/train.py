@@ -11,6 +11,13 @@ Run folder (--out):
   tensorboard/            TensorBoard events (tensorboard --logdir RUN_DIR)
   checkpoints/last.pt     written atomically every train.checkpoint_every steps and at the end
   model.pt                inference export (segmentor only) at the end, for `nerfseg predict`
+  skipped.jsonl           unreadable scans trained past (data.on_bad_scan: skip), one JSON line each
+  .lock                   held by the one process training in the folder (a second one is refused)
+
+Interrupting: Ctrl-C stops at once (exit code 130); `--resume RUN_DIR` continues exactly from the last
+checkpoint. Resuming a finished run (checkpoint at train.max_steps) reports it and changes nothing.
+A bad scan mid-run: `--set data.on_bad_scan=skip` (also when resuming) names it once on stderr and in
+skipped.jsonl and trains on with another scan in its place (default `error` stops naming the file).
 
 Methods (the top-level `method:` key; presets configs/<dataset>/<method>[_<F>pct].yaml):
   supervised         labeled scans only
@@ -27,6 +34,7 @@ Unlabeled scans carry no labels into any loss; the camera methods read masks fro
 
 Useful keys for --set (any config key works; values are checked against the key's type):
   method, data.root, data.labeled_split, data.label_fraction, data.batch_size, data.num_workers,
+  data.on_bad_scan (error|skip),
   train.max_steps, train.lr, train.checkpoint_every, train.val_every, train.seed, train.device,
   model.segmentor.preset, ssl.teacher.ema_decay, ssl.camera.stride, ssl.camera.sampler.budget
 
@@ -95,11 +103,48 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
     if args.no_progress:
         cfg.train.progress = False
-    result = train(cfg, run_dir, resume=bool(args.resume))
+    from nerfseg.engine.interrupt import InterruptWatchdog
+
+    watchdog = InterruptWatchdog(run_dir).start()  # a Ctrl-C during one long torch call ends it too
+    try:
+        result = train(cfg, run_dir, resume=bool(args.resume))
+    except KeyboardInterrupt as interrupt:
+        _exit_interrupted(interrupt)
+    finally:
+        watchdog.stop()
     val = "n/a" if result.val_miou is None else f"{100 * result.val_miou:.2f}"
+    loss = result.train.get("loss")
+    loss_text = "n/a" if loss is None else f"{loss:.4f}"
+    if result.already_finished:
+        print(
+            f"{run_dir} is already finished: its checkpoint is at step {result.step} of train.max_steps "
+            f"{cfg.train.max_steps}; final train loss {loss_text}; val mIoU {val} %. Nothing changed; "
+            f"inference model: {run_dir / 'model.pt'}"
+        )
+        return 0
     print(
-        f"trained {result.step} steps in {result.seconds:.1f} s; final train loss "
-        f"{result.train.get('loss', float('nan')):.4f}; val mIoU {val} %"
+        f"trained {result.step} steps in {result.seconds:.1f} s; final train loss {loss_text}; "
+        f"val mIoU {val} %"
     )
     print(f"checkpoint: {run_dir / 'checkpoints' / 'last.pt'}; inference model: {run_dir / 'model.pt'}")
     return 0
+
+
+def _exit_interrupted(interrupt: KeyboardInterrupt) -> None:
+    """End the process after a Ctrl-C, at once: the run's files are closed and its loader workers gone
+    (:func:`nerfseg.engine.train.train` saw to that), so the interpreter's own teardown, which takes seconds
+    with torch loaded, is skipped; a second Ctrl-C meanwhile ends it quietly too. Exit code 130."""
+    import sys
+
+    from nerfseg.engine.interrupt import (
+        TrainingInterrupted,
+        kill_worker_processes,
+        quiet_exit,
+        quiet_second_interrupts,
+    )
+
+    quiet_second_interrupts()
+    if not isinstance(interrupt, TrainingInterrupted):  # stopped before the loop started
+        print("nerfseg train: interrupted", file=sys.stderr)
+    kill_worker_processes()
+    quiet_exit()

@@ -23,6 +23,7 @@ HARMLESS_KEYS = frozenset({
     "data.num_workers",
     "data.val_batch_size",
     "data.val_max_scans",
+    "data.on_bad_scan",  # a run stopped by a bad scan resumes with skip: the steps done read no bad scan
     "masks.cache_dir",
     "masks.compute_missing",
     "train.progress",

@@ -12,15 +12,23 @@ Layout of a run folder::
     RUN_DIR/checkpoints/last.pt      training checkpoint (:mod:`nerfseg.engine.run_state`)
     RUN_DIR/checkpoints/step_XXXXXXX.pt   copies, with train.keep_step_checkpoints
     RUN_DIR/model.pt                 inference export at the end of the run (segmentor only)
+    RUN_DIR/skipped.jsonl            unreadable scans trained past, with data.on_bad_scan: skip
+    RUN_DIR/.lock                    flock'ed by the one process training in the folder (holds its pid)
 
 Exact resume: the checkpoint after step s holds the state after s optimiser steps, every RNG the loop
 draws from, and s itself; both data streams are pure functions of (seed, step) and augmentation of
 (seed, epoch, index). On the CPU with ``train.deterministic`` a run killed and resumed ends with
-bit-identical weights, teacher and optimiser.
+bit-identical weights, teacher and optimiser. An unreadable scan (``data.on_bad_scan: skip``) is replaced
+by a scan drawn from (seed, step) alone, so skipping keeps that property. Resuming a run that already
+reached ``train.max_steps`` and wrote ``model.pt`` changes nothing and reports it finished. Ctrl-C stops at
+once (the loader workers are killed, not waited for) and leaves the last checkpoint to resume from; a step
+cut short is not checkpointed, because its state may be half-updated.
 """
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +37,9 @@ import numpy as np
 import torch
 
 from nerfseg.config import Config, config_to_yaml
+from nerfseg.data.bad_scans import BadScanPolicy
 from nerfseg.data.datasets import DatasetKind
-from nerfseg.data.loader import labeled_subset, next_batch
+from nerfseg.data.loader import close_batches, labeled_subset, next_batch
 from nerfseg.engine import checkpoint as ckpt
 from nerfseg.engine.build import (  # noqa: F401 - re-exported for callers of nerfseg.engine.train
     autocast,
@@ -40,9 +49,12 @@ from nerfseg.engine.build import (  # noqa: F401 - re-exported for callers of ne
     resolve_device,
     voxel_feature_dim,
 )
-from nerfseg.engine.logging import RunLogger
+from nerfseg.engine.interrupt import TrainingInterrupted, quiet_second_interrupts, report
+from nerfseg.engine.logging import RunLogger, read_metrics
 from nerfseg.engine.losses import SegmentationLoss
+from nerfseg.engine.run_lock import RunLock
 from nerfseg.engine.run_state import RunState, check_resume_config
+from nerfseg.engine.skipped import SkipLog
 from nerfseg.engine.step import train_step
 from nerfseg.engine.streams import CameraInputs, UnlabeledDataset, labeled_stream, unlabeled_stream
 from nerfseg.engine.validation import predict_batch, validate  # noqa: F401 - re-exported
@@ -55,13 +67,16 @@ LAST = "last.pt"
 
 @dataclass
 class TrainResult:
-    """What a finished run reports: the final step, the last training losses and validation scores."""
+    """What a finished run reports: the final step, the last training losses and validation scores.
+    ``already_finished``: a resume found the run at ``train.max_steps`` and changed nothing (``train`` and
+    ``val_miou`` then come from its ``metrics.jsonl``)."""
 
     step: int
     train: dict[str, float]
     val_miou: float | None
     seconds: float
     run_dir: Path
+    already_finished: bool = False
 
 
 def labeled_indices(cfg: Config, source) -> np.ndarray:
@@ -84,21 +99,29 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> TrainResult
             for harmless keys such as ``data.root`` or ``data.num_workers``).
 
     Returns:
-        TrainResult. Raises DataError / ConfigError for unusable data or configs.
+        TrainResult. Raises DataError / ConfigError for unusable data or configs, RunFolderLocked when
+        another process trains in ``run_dir`` (the folder is locked for the whole run), and
+        :class:`TrainingInterrupted` (a KeyboardInterrupt) after a Ctrl-C in the loop, once the loader
+        workers are stopped and the stopping point is printed on stderr.
     """
     device = resolve_device(cfg.train.device)
     threads = torch.get_num_threads()
     deterministic = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    sigint = signal.getsignal(signal.SIGINT) if on_main_thread else None
     try:
         if cfg.train.num_threads > 0:
             torch.set_num_threads(cfg.train.num_threads)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
-        return _train(cfg, Path(run_dir), resume, device)
-    finally:  # leave the process's global torch settings as they were (tests, notebooks)
+        with RunLock(run_dir) as lock:
+            return _train(cfg, Path(run_dir), resume, device, lock)
+    finally:  # leave the process's global torch settings and SIGINT handler as they were (tests, notebooks)
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+        if on_main_thread:
+            signal.signal(signal.SIGINT, sigint)
 
 
 def build_state(cfg: Config, num_classes: int, device: torch.device) -> RunState:
@@ -125,7 +148,8 @@ def _streams(cfg: Config, train_source, labeled, step: int):
     """The labeled stream and the unlabeled one (None when the method uses none)."""
     recipe = recipe_for(cfg.method)
     labels_stream = labeled_stream(
-        train_source, labeled, cfg.augment, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers
+        train_source, labeled, cfg.augment, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers,
+        cfg.data.on_bad_scan,
     )
     if not recipe.uses_unlabeled:
         return labels_stream, None, 0
@@ -145,7 +169,9 @@ def _streams(cfg: Config, train_source, labeled, step: int):
             dataset_root=cfg.data.root,
             label_map=DatasetKind(cfg.data.dataset).label_map,
         )
-    dataset = UnlabeledDataset(train_source, unlabeled, cfg.augment, cfg.train.seed, inputs)
+    dataset = UnlabeledDataset(
+        train_source, unlabeled, cfg.augment, cfg.train.seed, inputs, cfg.data.on_bad_scan
+    )
     stream = unlabeled_stream(dataset, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers)
     return labels_stream, stream, int(unlabeled.size)
 
@@ -155,11 +181,44 @@ def _window_mean(window: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.mean([m[k] for m in window if k in m])) for k in keys}
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> TrainResult:
+def finished_result(run_dir: Path, step: int) -> TrainResult:
+    """The report of a run found finished at ``step``: its last ``train/*`` line and its last validation
+    mIoU (of the weights ``model.pt`` exports) from ``metrics.jsonl``."""
+    records = read_metrics(run_dir / "metrics.jsonl")
+    train_line = next((r for r in reversed(records) if "train/loss" in r), {})
+    last = {k.split("/", 1)[1]: v for k, v in train_line.items() if k.startswith("train/")}
+    key = "val_teacher/miou" if ckpt.DEFAULT_EXPORT_WEIGHTS in ("auto", "teacher") else "val/miou"
+    val = next((r[k] for r in reversed(records) for k in (key, "val/miou") if k in r), None)
+    return TrainResult(step, last, None if val is None else float(val), 0.0, run_dir, already_finished=True)
+
+
+def _drop_final_validation(path: Path, step: int) -> None:
+    """Remove the validation lines of ``step`` from a metrics.jsonl: a run stopped during its final
+    validation (checkpoint at ``train.max_steps``, no ``model.pt``) validates again when resumed."""
+    import json
+
+    records = read_metrics(path)
+    kept = [r for r in records if not (r.get("step") == step and any(k.startswith("val") for k in r))]
+    if len(kept) != len(records):
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+
+
+def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device, lock: RunLock) -> TrainResult:
     from tqdm import tqdm
 
     started = time.perf_counter()
     ckpt_dir = run_dir / "checkpoints"
+    last_path = ckpt_dir / LAST
+    stored = None
+    if resume:
+        stored = ckpt.load_checkpoint(last_path, map_location=device)
+        if stored["kind"] != ckpt.TRAIN_KIND:
+            raise DataError(last_path, "not a training checkpoint (cannot resume from an inference export)")
+        check_resume_config(stored["config"], cfg, run_dir)
+        if int(stored["step"]) >= cfg.train.max_steps and (run_dir / "model.pt").is_file():
+            return finished_result(run_dir, int(stored["step"]))  # nothing to do: change no file
+        # (at max_steps without model.pt, the run was stopped in its final validation: that is redone)
+    lock.write_pid()
     label_map = DatasetKind(cfg.data.dataset).label_map
     class_names = list(label_map.class_names)
     recipe = recipe_for(cfg.method)
@@ -170,22 +229,23 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> Tr
     state = build_state(cfg, label_map.num_classes, device)
     loss_fn = SegmentationLoss(cfg.loss)
     step = 0
-    last_path = ckpt_dir / LAST
-    if resume:
-        stored = ckpt.load_checkpoint(last_path, map_location=device)
-        if stored["kind"] != ckpt.TRAIN_KIND:
-            raise DataError(last_path, "not a training checkpoint (cannot resume from an inference export)")
-        check_resume_config(stored["config"], cfg, run_dir)
+    if stored is not None:
         step = state.restore(stored, last_path)
+        del stored
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))
+    saved_step = step if resume else None
+    if resume and step >= cfg.train.max_steps:
+        _drop_final_validation(run_dir / "metrics.jsonl", step)
 
     def save(step_now: int) -> None:
+        nonlocal saved_step
         payload = state.payload(step_now, cfg, class_names)
         ckpt.save_checkpoint(last_path, payload)
         if cfg.train.keep_step_checkpoints:
             ckpt.save_checkpoint(ckpt_dir / f"step_{step_now:07d}.pt", payload)
+        saved_step = step_now
 
     def run_validation(step_now: int) -> float | None:
         """Validate the student (``val/``) and, with a teacher, the teacher too (``val_teacher/``); returns
@@ -204,30 +264,47 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> Tr
         exports_teacher = ckpt.DEFAULT_EXPORT_WEIGHTS in ("auto", "teacher")  # model.pt holds the teacher
         return float(teacher.miou if exports_teacher else scores.miou)
 
-    labeled_batches, unlabeled_batches, num_unlabeled = _streams(cfg, train_source, labeled, step)
-    logger = RunLogger(run_dir, resume_step=step if resume else None)
-    if not resume:
-        logger.log(
-            0,
-            {
-                "train_scans": len(train_source),
-                "labeled_scans": len(labeled),
-                "unlabeled_scans": num_unlabeled,
-            },
-            prefix="data",
-        )
-    state.model.train()
-    if state.head is not None:
-        state.head.train()
+    skips = SkipLog(run_dir, resume_step=step if resume else None)
+    skip_policy = cfg.data.on_bad_scan is BadScanPolicy.SKIP
+
+    def draw(batches, stream_name: str):
+        """The next batch of a stream; its unreadable scans named (skip) or the first one raised (error)."""
+        try:
+            return next_batch(batches, lambda failures: skips.record(step + 1, failures, stream_name))
+        except DataError as err:
+            if skip_policy:
+                raise
+            raise DataError(
+                err.path, f"{err.problem} (data.on_bad_scan: error; --set data.on_bad_scan=skip trains on "
+                "past unreadable scans)"
+            ) from None
+
+    labeled_batches = unlabeled_batches = None
+    logger = None
     last: dict[str, float] = {}
     val_miou = None
     window: list[dict[str, float]] = []
-    tick = time.perf_counter()
     try:
+        labeled_batches, unlabeled_batches, num_unlabeled = _streams(cfg, train_source, labeled, step)
+        logger = RunLogger(run_dir, resume_step=step if resume else None)
+        if not resume:
+            logger.log(
+                0,
+                {
+                    "train_scans": len(train_source),
+                    "labeled_scans": len(labeled),
+                    "unlabeled_scans": num_unlabeled,
+                },
+                prefix="data",
+            )
+        state.model.train()
+        if state.head is not None:
+            state.head.train()
+        tick = time.perf_counter()
         bar = tqdm(total=cfg.train.max_steps, initial=step, desc="train", disable=not cfg.train.progress)
         while step < cfg.train.max_steps:
-            batch = next_batch(labeled_batches)
-            unlabeled = next_batch(unlabeled_batches) if unlabeled_batches is not None else None
+            batch = draw(labeled_batches, "labeled")
+            unlabeled = draw(unlabeled_batches, "unlabeled") if unlabeled_batches is not None else None
             lr = state.scheduler.get_last_lr()[0]
             metrics = train_step(
                 recipe, state, loss_fn, cfg, batch, unlabeled, device, label_map.num_classes, step + 1
@@ -249,10 +326,32 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device) -> Tr
             if step % cfg.train.checkpoint_every == 0 or step == cfg.train.max_steps:
                 save(step)
         bar.close()
+        close_batches(labeled_batches)  # the streams are endless: stop their workers before validating
+        close_batches(unlabeled_batches)
         val_miou = run_validation(step)
         final = ckpt.load_checkpoint(last_path)
         weights = ckpt.resolve_export_weights(final, ckpt.DEFAULT_EXPORT_WEIGHTS, last_path)
         ckpt.save_checkpoint(run_dir / "model.pt", ckpt.inference_payload(final, weights, last_path))
+    except KeyboardInterrupt:
+        quiet_second_interrupts()
+        close_batches(labeled_batches)
+        close_batches(unlabeled_batches)
+        _report_interrupt(run_dir, step, saved_step)
+        raise TrainingInterrupted() from None
     finally:
-        logger.close()
+        skips.close()
+        if logger is not None:
+            logger.close()
     return TrainResult(step, last, val_miou, time.perf_counter() - started, run_dir)
+
+
+def _report_interrupt(run_dir: Path, step: int, saved_step: int | None) -> None:
+    """One line on stderr: where the run stopped and how it continues."""
+    if saved_step is None:
+        where = "no checkpoint was written yet: train again with the same --out to start over"
+    else:
+        where = (
+            f"checkpoint of step {saved_step} kept in {run_dir / 'checkpoints' / LAST}; "
+            f"`nerfseg train --resume {run_dir}` continues from it exactly"
+        )
+    report(f"stopped by Ctrl-C after {step} training steps; {where}")
