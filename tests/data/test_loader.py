@@ -196,3 +196,13 @@ def test_skip_draws_replacements_from_the_streams_own_scans():
 def test_skip_with_every_scan_bad_is_one_clear_error():
     with pytest.raises(DataError, match=r"data.on_bad_scan is skip, but the 3 scans tried in its place"):
         _stream(_SomeBad(4, {0, 1, 2, 3}), BadScanPolicy.SKIP)
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_eval_loader_raises_an_unreadable_scan_as_one_clear_error(num_workers):
+    loader = make_eval_loader(_SomeBad(4, {2}), batch_size=2, num_workers=num_workers)
+    assert len(loader) == 2
+    batches = iter(loader)
+    assert next(batches).sample_ids == ["00/000000", "00/000001"]
+    with pytest.raises(DataError, match=r"^/data/000002\.bin: size 10 bytes"):  # not torch's RuntimeError
+        next(batches)

@@ -340,26 +340,50 @@ class _Positions(Dataset):
     def __len__(self) -> int:
         return int(self.indices.shape[0])
 
-    def __getitem__(self, position: int) -> Sample:
-        return self.source[int(self.indices[position])]
+    def __getitem__(self, position: int) -> Sample | LoadFailure:
+        try:
+            return self.source[int(self.indices[position])]
+        except DataError as err:  # leaves the worker as a value, raised in the main process
+            return LoadFailure(str(err.path), err.problem)
+
+
+class RaisingLoader:
+    """Iterates a DataLoader built with :func:`catching_failures`, raising the DataError of a failed item
+    (one line naming the file) in the main process; anything else is the DataLoader's (``len``, ...)."""
+
+    def __init__(self, loader: DataLoader):
+        self.loader = loader
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            if isinstance(batch, LoadFailure):
+                raise batch.error()
+            yield batch
+
+    def __getattr__(self, name: str):
+        return getattr(self.loader, name)
 
 
 def make_eval_loader(
     source: SampleSource, batch_size: int, num_workers: int, max_items: int = 0
-) -> DataLoader:
-    """DataLoader of PointBatch over ``source`` in order, no augmentation; ``max_items > 0`` takes the first
-    ``max_items`` evenly spaced items (a quick validation subset)."""
+) -> RaisingLoader:
+    """PointBatches over ``source`` in order, no augmentation; ``max_items > 0`` takes the first
+    ``max_items`` evenly spaced items (a quick validation subset). An unreadable scan raises its DataError
+    (no skipping: a score must cover the scans it names), also from a worker."""
     n = len(source)
     if max_items and max_items < n:
         indices = np.unique(np.linspace(0, n - 1, max_items).round().astype(np.int64))
     else:
         indices = np.arange(n, dtype=np.int64)
-    return DataLoader(
+    return RaisingLoader(DataLoader(
         _Positions(source, indices),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=collate_samples,
+        collate_fn=catching_failures(collate_samples),
         generator=torch.Generator().manual_seed(0),
         worker_init_fn=exit_with_parent,
-    )
+    ))
