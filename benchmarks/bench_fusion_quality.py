@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nerfseg.data.ground_truth import read_uint16_png
 from nerfseg.data.io import read_image
 from nerfseg.data.labelmaps import SEMANTICKITTI
 from nerfseg.data.sample import IGNORE_INDEX
@@ -47,7 +48,6 @@ from nerfseg.masks.noisy_teacher import (
     TeacherNoiseConfig,
     noisy_teacher_opacity,
     noisy_teacher_probs,
-    read_raw_semantic_png,
 )
 from nerfseg.masks.superpixel import SuperpixelConfig, SuperpixelMasks
 from nerfseg.ssl.fusion import fuse_pseudo_labels
@@ -99,7 +99,7 @@ def measure(
     started = time.perf_counter()
     for index, (image_path, semantic_path) in enumerate(pairs):
         image = read_image(image_path)
-        gt = SEMANTICKITTI.to_train(read_raw_semantic_png(semantic_path))
+        gt = SEMANTICKITTI.to_train(read_uint16_png(semantic_path))
         mask_ids, status = cache.ensure(image)
         mask_status[status] = mask_status.get(status, 0) + 1
         masks_per_image.append(int(mask_ids.max()) + 1)

@@ -11,7 +11,7 @@ from nerfseg.cli import COMMANDS, build_parser, main
 
 EXPECTED = {
     "simulate", "check-data", "parallax", "masks", "make-splits", "train", "export", "predict", "evaluate",
-    "render",
+    "render", "view", "compare", "demo",
 }  # fmt: skip
 
 

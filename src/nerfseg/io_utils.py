@@ -58,6 +58,21 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def png_bytes(image, compress_level: int = 1) -> bytes:
+    """PNG of an (H, W, 3) uint8 RGB image, or of an (H, W) uint16 one-channel image (16-bit PNG)."""
+    import numpy as np
+    from PIL import Image
+
+    image = np.asarray(image)
+    if image.dtype == np.uint16:
+        pil = Image.fromarray(image)
+    else:
+        pil = Image.fromarray(np.ascontiguousarray(image, np.uint8))
+    buffer = io.BytesIO()
+    pil.save(buffer, format="PNG", compress_level=compress_level)
+    return buffer.getvalue()
+
+
 def atomic_torch_save(obj: object, path: str | Path) -> Path:
     """``torch.save`` to ``path`` atomically (serialised in memory first)."""
     import torch

@@ -1,16 +1,12 @@
 """The documented noise model that stands in for a teacher's rendered distribution."""
 
 import numpy as np
-import pytest
-from PIL import Image
 
 from nerfseg.data.sample import IGNORE_INDEX
-from nerfseg.errors import DataError
 from nerfseg.masks.noisy_teacher import (
     TeacherNoiseConfig,
     confuser_classes,
     noisy_teacher_probs,
-    read_raw_semantic_png,
 )
 
 GT = np.array([[0, 0, 1, 1], [0, 2, 2, IGNORE_INDEX], [3, 3, 3, IGNORE_INDEX]])
@@ -46,23 +42,3 @@ def test_noise_is_seeded_and_rows_are_distributions():
     assert np.allclose(a[5:].sum(-1), 1.0, atol=1e-5) and (a[:5] == 0).all()
     acc = (a.argmax(-1) == gt)[5:].mean()
     assert 0.2 < acc < 0.95  # noisy but informative
-
-
-def test_read_raw_semantic_png(tmp_path):
-    raw = np.array([[0, 10, 252], [40, 48, 70]], dtype=np.uint16)
-    path = tmp_path / "000000.png"
-    Image.fromarray(raw).save(path)
-    assert np.array_equal(read_raw_semantic_png(path), raw)
-    Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "rgb.png")
-    with pytest.raises(DataError, match="rgb.png.*single-channel"):
-        read_raw_semantic_png(tmp_path / "rgb.png")
-    with pytest.raises(DataError, match="missing.png"):
-        read_raw_semantic_png(tmp_path / "missing.png")
-
-
-def test_stand_in_opacity_is_transparent_exactly_where_no_class():
-    from nerfseg.masks.noisy_teacher import noisy_teacher_opacity
-
-    labels = np.array([[0, IGNORE_INDEX], [5, 18]])
-    opacity = noisy_teacher_opacity(labels)
-    assert opacity.dtype == np.float32 and opacity.tolist() == [[1.0, 0.0], [1.0, 1.0]]

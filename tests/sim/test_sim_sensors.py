@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from nerfseg.geometry.rays import image_pixel_rays as pixel_rays
+from nerfseg.geometry.transforms import make_transform as rigid
 from nerfseg.sim.camera import render
 from nerfseg.sim.config import LidarConfig
 from nerfseg.sim.lidar import beam_directions, simulate_scan
 from nerfseg.sim.mesh import TriMesh, box, labeled, quad
 from nerfseg.sim.raycast import RayCaster
-from nerfseg.sim.rig import CAM_FROM_LIDAR_AXES, EgoMotion, pixel_rays, rigid
+from nerfseg.sim.rig import CAM_FROM_LIDAR_AXES, EgoMotion
 from nerfseg.sim.scene import MovingObject, Scene
 
 HEIGHT = 1.73

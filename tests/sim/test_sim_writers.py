@@ -11,8 +11,10 @@ from sim_testing import tiny_config
 
 from nerfseg.data.io import read_kitti_calib
 from nerfseg.data.labelmaps import SEMANTICKITTI
+from nerfseg.geometry.transforms import invert_rigid as invert
+from nerfseg.geometry.transforms import make_transform as rigid
 from nerfseg.sim.kitti import kitti_rig
-from nerfseg.sim.rig import LIDAR_HEIGHT_M, invert, rigid
+from nerfseg.sim.rig import LIDAR_HEIGHT_M
 
 
 def test_kitti_layout_files(kitti_root):

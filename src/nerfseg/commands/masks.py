@@ -143,11 +143,11 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from nerfseg.commands.masks_preview import write_preview
     from nerfseg.data.datasets import open_dataset
     from nerfseg.errors import DataError
     from nerfseg.io_utils import ensure_writable_dir
     from nerfseg.masks.config import open_run_mask_cache
-    from nerfseg.masks.preview import write_preview
     from nerfseg.masks.shard import parse_shard
 
     shard = parse_shard(args.shard)

@@ -64,6 +64,18 @@ def pixel_rays(
     return camera_rays(K, lidar_to_cam, uv)
 
 
+def image_pixel_rays(K: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(H*W, 3) float64 unit ray directions in the CAMERA frame through the centres of every pixel of a
+    ``width`` x ``height`` image, row-major (row outer, column inner): :func:`pixel_rays` with the identity
+    transform, as numpy (the simulator casts whole images with it)."""
+    rows, cols = torch.meshgrid(torch.arange(height), torch.arange(width), indexing="ij")
+    _, dirs = pixel_rays(
+        torch.as_tensor(np.asarray(K), dtype=torch.float64), torch.eye(4, dtype=torch.float64),
+        cols.reshape(-1), rows.reshape(-1),
+    )
+    return dirs.numpy()
+
+
 def camera_frame_rays(
     camera, cols: torch.Tensor, rows: torch.Tensor, device: torch.device | str | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:

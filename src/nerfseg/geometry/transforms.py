@@ -36,11 +36,13 @@ def invert_rigid(transform: np.ndarray) -> np.ndarray:
     return out
 
 
-def make_transform(rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation and (..., 3) translation -> (..., 4, 4) float64 transform."""
-    rotation = np.asarray(rotation, dtype=np.float64)
+def make_transform(rotation: np.ndarray | None = None, translation=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """(..., 3, 3) rotation (None: identity) and (..., 3) translation in metres -> (..., 4, 4) float64
+    transform (batch shapes broadcast)."""
+    rotation = np.eye(3) if rotation is None else np.asarray(rotation, dtype=np.float64)
     translation = np.asarray(translation, dtype=np.float64)
-    out = np.zeros((*rotation.shape[:-2], 4, 4))
+    batch = np.broadcast_shapes(rotation.shape[:-2], translation.shape[:-1])
+    out = np.zeros((*batch, 4, 4))
     out[..., :3, :3] = rotation
     out[..., :3, 3] = translation
     out[..., 3, 3] = 1.0

@@ -17,12 +17,10 @@ of a ray that hits nothing, :func:`noisy_teacher_opacity`):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from nerfseg.data.sample import IGNORE_INDEX
-from nerfseg.errors import DataError
 
 
 @dataclass
@@ -101,19 +99,3 @@ def noisy_teacher_opacity(train_labels: np.ndarray) -> np.ndarray:
     hits a surface), 0 on IGNORE_INDEX pixels (sky: the ray hits nothing). Pass it to ``fuse_pseudo_labels``
     with :func:`noisy_teacher_probs`."""
     return (np.asarray(train_labels) != IGNORE_INDEX).astype(np.float32)
-
-
-def read_raw_semantic_png(path: str | Path) -> np.ndarray:
-    """(H, W) int64 raw semantic ids from a 16-bit (or 8-bit) one-channel PNG; DataError naming the file."""
-    from PIL import Image, UnidentifiedImageError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "semantic image not found")
-    try:
-        with Image.open(path) as img:
-            if img.mode not in ("I;16", "I;16B", "I", "L"):
-                raise DataError(path, f"expected a single-channel 16-bit semantic PNG, got mode {img.mode}")
-            return np.asarray(img).astype(np.int64)
-    except (UnidentifiedImageError, OSError) as err:
-        raise DataError(path, f"unreadable semantic image ({err})") from None

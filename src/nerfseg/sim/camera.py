@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nerfseg.geometry.rays import image_pixel_rays
 from nerfseg.sim.classes import TEXTURE_LUT, TEXTURE_SCALE_LUT
 from nerfseg.sim.mesh import TriMesh
 from nerfseg.sim.raycast import RayCaster
-from nerfseg.sim.rig import pixel_rays, rotate
+from nerfseg.sim.rig import rotate
 from nerfseg.sim.scene import BUILDING, Scene
 
 SUN_DIRECTION = np.array([0.45, -0.35, 0.82]) / np.linalg.norm([0.45, -0.35, 0.82])
@@ -67,9 +68,9 @@ def render(
 ) -> Rendering:
     """Render the scene at ``time`` seconds from the camera with pose ``world_T_cam`` (4, 4) and
     intrinsics ``K`` (3, 3) for a ``width`` x ``height`` image (pixel centres at (u + 0.5, v + 0.5)).
-    ``cam_dirs``: the (H*W, 3) result of ``pixel_rays(K, width, height)`` when the caller caches it."""
+    ``cam_dirs``: the (H*W, 3) result of ``image_pixel_rays(K, width, height)`` when the caller caches it."""
     if cam_dirs is None:
-        cam_dirs = pixel_rays(K, width, height)
+        cam_dirs = image_pixel_rays(K, width, height)
     world_dirs = rotate(cam_dirs, world_T_cam[:3, :3])
     origins = np.broadcast_to(world_T_cam[:3, 3], world_dirs.shape)
     # One Embree scene with the moving objects at the capture time: cheaper than casting every pixel twice.

@@ -1,23 +1,11 @@
-"""Image encoders for the simulator's outputs (bytes, written atomically by the callers)."""
+"""Image encoders for the simulator's outputs (bytes, written atomically by the callers); PNG is
+``nerfseg.io_utils.png_bytes``."""
 
 from __future__ import annotations
 
 import io
 
 import numpy as np
-
-
-def png_bytes(image: np.ndarray, compress_level: int = 1) -> bytes:
-    """PNG of an (H, W, 3) uint8 RGB image or an (H, W) uint16 single-channel image (16-bit PNG)."""
-    from PIL import Image
-
-    if image.dtype == np.uint16:
-        pil = Image.fromarray(image.astype(np.uint16))
-    else:
-        pil = Image.fromarray(np.ascontiguousarray(image, np.uint8))
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG", compress_level=compress_level)
-    return buf.getvalue()
 
 
 def jpeg_bytes(image: np.ndarray, quality: int = 90) -> bytes:

@@ -20,13 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from nerfseg.io_utils import atomic_write_bytes, atomic_write_text
+from nerfseg.geometry.rays import image_pixel_rays
+from nerfseg.geometry.transforms import invert_rigid, make_transform
+from nerfseg.io_utils import atomic_write_bytes, atomic_write_text, png_bytes
 from nerfseg.sim.camera import render
 from nerfseg.sim.config import CameraConfig, SimConfig
-from nerfseg.sim.images import depth_to_mm, png_bytes
+from nerfseg.sim.images import depth_to_mm
 from nerfseg.sim.lidar import Scan, simulate_scan
 from nerfseg.sim.raycast import RayCaster
-from nerfseg.sim.rig import CAM_FROM_LIDAR_AXES, LIDAR_HEIGHT_M, EgoMotion, invert, pixel_rays, rigid
+from nerfseg.sim.rig import CAM_FROM_LIDAR_AXES, LIDAR_HEIGHT_M, EgoMotion
 from nerfseg.sim.scene import generate_scene
 from nerfseg.sim.scribbles import scribble_mask
 
@@ -47,8 +49,8 @@ class KittiRig:
 
     @property
     def cam0_T_lidar(self) -> np.ndarray:
-        cam2_T_lidar = invert(self.lidar_T_cam2)
-        return rigid(None, (-STEREO_BASELINE_02_M, 0.0, 0.0)) @ cam2_T_lidar
+        cam2_T_lidar = invert_rigid(self.lidar_T_cam2)
+        return make_transform(None, (-STEREO_BASELINE_02_M, 0.0, 0.0)) @ cam2_T_lidar
 
     def projection(self, baseline_m: float) -> np.ndarray:
         """(3, 4) KITTI projection P = K [I | (baseline, 0, 0)] of a camera ``baseline_m`` from cam0
@@ -74,7 +76,7 @@ def kitti_rig(camera: CameraConfig, no_parallax: bool) -> KittiRig:
     mount = (
         (0.0, 0.0, 0.0) if no_parallax else (camera.mount_forward_m, camera.mount_left_m, camera.mount_up_m)
     )
-    lidar_T_cam2 = rigid(CAM_FROM_LIDAR_AXES.T, mount)
+    lidar_T_cam2 = make_transform(CAM_FROM_LIDAR_AXES.T, mount)
     offset = 0.0 if no_parallax else camera.time_offset_s
     return KittiRig(
         K, max(1, round(camera.width * s)), max(1, round(camera.height * s)), lidar_T_cam2, offset
@@ -104,7 +106,7 @@ class KittiSequence:
         scene_rng = np.random.default_rng([config.seed, self.seq_num, 0])
         self.scene = generate_scene(config.scene, scene_rng, 0.0, travel, config.ego_speed_mps)
         self.ego = EgoMotion(0.0, self.scene.ego_y, config.ego_speed_mps)
-        self.ego_T_lidar = rigid(None, (0.0, 0.0, LIDAR_HEIGHT_M))
+        self.ego_T_lidar = make_transform(None, (0.0, 0.0, LIDAR_HEIGHT_M))
         self.cam_times = self.times + self.rig.time_offset_s
         self._caster: RayCaster | None = None
         self._cam_dirs: np.ndarray | None = None
@@ -117,7 +119,7 @@ class KittiSequence:
         """Simulate frame ``i`` and write its scan, labels, scribbles, image and ground-truth images."""
         if self._caster is None:  # built lazily, in the process that renders
             self._caster = RayCaster(self.scene.static)
-            self._cam_dirs = pixel_rays(self.rig.K, self.rig.width, self.rig.height)
+            self._cam_dirs = image_pixel_rays(self.rig.K, self.rig.width, self.rig.height)
         config, rig, folder, name = self.config, self.rig, self.folder, f"{i:06d}"
         rng = np.random.default_rng([config.seed, self.seq_num, i + 1])
         t, t_cam = float(self.times[i]), float(self.cam_times[i])
@@ -140,8 +142,8 @@ class KittiSequence:
     def write_metadata(self) -> None:
         """calib.txt, poses.txt (cam0 poses in the cam0 frame of scan 0), times.txt, times_image_2.txt."""
         cam0_T_lidar = self.rig.cam0_T_lidar
-        start = self.world_T_lidar(self.times[0] if len(self.times) else 0.0) @ invert(cam0_T_lidar)
-        poses = [invert(start) @ self.world_T_lidar(t) @ invert(cam0_T_lidar) for t in self.times]
+        start = self.world_T_lidar(self.times[0] if len(self.times) else 0.0) @ invert_rigid(cam0_T_lidar)
+        poses = [invert_rigid(start) @ self.world_T_lidar(t) @ invert_rigid(cam0_T_lidar) for t in self.times]
         atomic_write_text(self.folder / "poses.txt", "".join(_pose_line(p) for p in poses))
         atomic_write_text(self.folder / "times.txt", "".join(f"{t:.6e}\n" for t in self.times))
         atomic_write_text(self.folder / "times_image_2.txt", "".join(f"{t:.6e}\n" for t in self.cam_times))

@@ -26,14 +26,16 @@ import numpy as np
 
 from nerfseg.data.nuscenes_files import ground_truth_filename
 from nerfseg.errors import ConfigError
-from nerfseg.io_utils import atomic_write_bytes, atomic_write_text
+from nerfseg.geometry.rays import image_pixel_rays
+from nerfseg.geometry.transforms import make_transform
+from nerfseg.io_utils import atomic_write_bytes, atomic_write_text, png_bytes
 from nerfseg.sim.camera import render
 from nerfseg.sim.classes import NUSCENES_CATEGORIES, NUSCENES_INDEX_LUT
 from nerfseg.sim.config import LidarConfig, SimConfig
-from nerfseg.sim.images import depth_to_mm, jpeg_bytes, png_bytes
+from nerfseg.sim.images import depth_to_mm, jpeg_bytes
 from nerfseg.sim.lidar import simulate_scan
 from nerfseg.sim.raycast import RayCaster
-from nerfseg.sim.rig import EgoMotion, camera_rotation, pixel_rays, rigid, yaw_rotation
+from nerfseg.sim.rig import EgoMotion, camera_rotation, yaw_rotation
 from nerfseg.sim.scene import generate_scene
 
 LIDAR_TRANSLATION = (0.943713, 0.0, 1.84023)
@@ -188,7 +190,7 @@ class NuScenesWriter:
         )
         caster = RayCaster(street.static)
         ego = EgoMotion(0.0, street.ego_y, cfg.ego_speed_mps)
-        ego_T_lidar = rigid(yaw_rotation(LIDAR_YAW), LIDAR_TRANSLATION)
+        ego_T_lidar = make_transform(yaw_rotation(LIDAR_YAW), LIDAR_TRANSLATION)
 
         def world_T_lidar(t):
             return ego.world_T_ego(t) @ ego_T_lidar
@@ -196,7 +198,7 @@ class NuScenesWriter:
         cams = []
         for mount in RING:
             position = LIDAR_TRANSLATION if cfg.no_parallax else mount.translation
-            ego_T_cam = rigid(camera_rotation(mount.yaw), position)
+            ego_T_cam = make_transform(camera_rotation(mount.yaw), position)
             K = np.array(
                 [[mount.fx * scale, 0, mount.cx * scale], [0, mount.fx * scale, mount.cy * scale], [0, 0, 1]]
             )
@@ -204,7 +206,7 @@ class NuScenesWriter:
             lidar_azimuth = (mount.yaw - LIDAR_YAW + np.pi) % (2 * np.pi) - np.pi
             delay = 0.0 if cfg.no_parallax else n.sweep_period_s * lidar_azimuth / (2 * np.pi)
             calib = self._calibrated_sensor(name, mount.name, ego_T_cam, K)
-            cams.append((mount, ego_T_cam, K, delay, calib, pixel_rays(K, width, height)))
+            cams.append((mount, ego_T_cam, K, delay, calib, image_pixel_rays(K, width, height)))
         lidar_calib = self._calibrated_sensor(name, "LIDAR_TOP", ego_T_lidar, None)
         scene_token = token("scene", name)
         log_token = token("log", name)

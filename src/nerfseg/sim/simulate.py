@@ -217,8 +217,7 @@ def write_previews(out: str | Path, sequence: str, frame: int = 0) -> list[Path]
     import numpy as np
     from PIL import Image
 
-    from nerfseg.io_utils import atomic_write_bytes
-    from nerfseg.sim.images import png_bytes
+    from nerfseg.io_utils import atomic_write_bytes, png_bytes
     from nerfseg.viz.bev import raw_id_colors, write_bev_png
 
     folder = Path(out) / "sequences" / sequence

@@ -58,7 +58,6 @@ def write_bev_png(
     resolution_m: float = 0.1,
 ) -> Path:
     """Write ``bev_image(points, colors, ...)`` to ``path`` as PNG (atomically)."""
-    from nerfseg.io_utils import atomic_write_bytes
-    from nerfseg.sim.images import png_bytes
+    from nerfseg.io_utils import atomic_write_bytes, png_bytes
 
     return atomic_write_bytes(path, png_bytes(bev_image(points, colors, extent_m, resolution_m)))

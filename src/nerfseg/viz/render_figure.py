@@ -19,7 +19,7 @@ import torch
 from nerfseg.data.ground_truth import read_uint16_png
 from nerfseg.data.sample import IGNORE_INDEX, CameraFrame
 from nerfseg.geometry.rays import PixelGrid, camera_ray_bundle, read_at_pixels, z_depth_to_ray_distance
-from nerfseg.io_utils import atomic_write_bytes
+from nerfseg.io_utils import atomic_write_bytes, png_bytes
 
 TITLE_HEIGHT = 14
 OPAQUE = 0.5
@@ -146,17 +146,6 @@ def compose_grid(rows: list[list[tuple[str, np.ndarray | None]]]) -> np.ndarray:
         np.pad(r, ((0, gutter), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in row_images
     ]
     return np.concatenate(padded, axis=0)[:-gutter]
-
-
-def png_bytes(image: np.ndarray) -> bytes:
-    """Encode (H, W, 3) uint8 RGB as PNG bytes."""
-    import io
-
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(image, dtype=np.uint8)).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 @dataclass
