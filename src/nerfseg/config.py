@@ -18,7 +18,6 @@ import yaml
 
 from nerfseg.data.augment import AugmentConfig
 from nerfseg.data.bad_scans import BadScanPolicy
-from nerfseg.engine.losses import LossConfig
 from nerfseg.errors import ConfigError
 from nerfseg.masks.config import MasksConfig
 from nerfseg.models.nerf.head import NerfConfig
@@ -27,6 +26,19 @@ from nerfseg.ssl.config import Method, SslConfig
 from nerfseg.typed_config import apply_override, dataclass_from_dict, dataclass_to_dict
 
 DATASET_CHOICES = ("semantickitti", "scribblekitti", "nuscenes")
+
+
+@dataclass
+class LossConfig:
+    """Weights of the supervised loss terms: ``ce_weight * CE + lovasz_weight * Lovász``.
+
+    Attributes:
+        label_smoothing: cross-entropy label smoothing in [0, 1).
+    """
+
+    ce_weight: float = 1.0
+    lovasz_weight: float = 1.0
+    label_smoothing: float = 0.0
 
 
 @dataclass

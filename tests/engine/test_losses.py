@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
+from nerfseg.config import LossConfig
 from nerfseg.data.sample import IGNORE_INDEX
-from nerfseg.engine.losses import LossConfig, SegmentationLoss, lovasz_grad, lovasz_softmax
+from nerfseg.engine.losses import SegmentationLoss, lovasz_grad, lovasz_softmax
 
 
 def test_lovasz_grad_hand_computed():

@@ -1,4 +1,5 @@
-"""Supervised point losses: cross-entropy + Lovász-softmax, both ignoring IGNORE_INDEX.
+"""Supervised point losses: cross-entropy + Lovász-softmax, both ignoring IGNORE_INDEX (weights:
+``nerfseg.config.LossConfig``, the run config's ``loss:`` section).
 
 Lovász-softmax (Berman, Rannen Triki, Blaschko, CVPR 2018) is the convex Lovász extension of the
 per-class Jaccard loss, evaluated on the errors ``|fg_c - p_c|`` sorted in decreasing order.
@@ -6,25 +7,11 @@ per-class Jaccard loss, evaluated on the errors ``|fg_c - p_c|`` sorted in decre
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
+from nerfseg.config import LossConfig
 from nerfseg.data.sample import IGNORE_INDEX
-
-
-@dataclass
-class LossConfig:
-    """Weights of the supervised loss terms: ``ce_weight * CE + lovasz_weight * Lovász``.
-
-    Attributes:
-        label_smoothing: cross-entropy label smoothing in [0, 1).
-    """
-
-    ce_weight: float = 1.0
-    lovasz_weight: float = 1.0
-    label_smoothing: float = 0.0
 
 
 def lovasz_grad(gt_sorted: torch.Tensor) -> torch.Tensor:
