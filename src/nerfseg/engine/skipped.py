@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from tqdm import tqdm
+
 from nerfseg.data.loader import LoadFailure
 from nerfseg.io_utils import atomic_write_text
 
@@ -74,11 +76,10 @@ class SkipLog:
             self._file.write(json.dumps(record) + "\n")
             self._file.flush()
             os.fsync(self._file.fileno())
-            print(
+            tqdm.write(  # above a progress bar, not glued to it
                 f"skipped unreadable scan {failure.path}: {failure.problem} (step {step}, {stream_name} "
                 f"stream; data.on_bad_scan: skip; listed in {self.path})",
                 file=self._stream or sys.stderr,
-                flush=True,
             )
 
     def close(self) -> None:
