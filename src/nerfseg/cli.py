@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from nerfseg import __version__
@@ -37,6 +38,7 @@ cameras recorded with them (an auxiliary NeRF head renders pixel semantics along
 supervised by mask-fused pseudo-labels). Inference uses LiDAR alone.
 
 Typical session on the built-in synthetic data (no download needed):
+  nerfseg demo --out demo_out                    # all of it in one command: data, 3 methods, report.md
   nerfseg simulate data/sim --frames 40          # make a small SemanticKITTI-layout dataset
   nerfseg check-data data/sim --dataset semantickitti
   nerfseg train configs/synthetic/supervised.yaml --out runs/sup
@@ -69,6 +71,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
+        if argv is None:  # the process's entry point: skip Python's teardown (seconds with torch loaded);
+            # every write of ours is atomic, so nothing is left half-written
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except UserFacingError as err:  # one clear line, no traceback, for bad input
         print(f"nerfseg {args.command}: error: {err}", file=sys.stderr)
