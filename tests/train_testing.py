@@ -51,3 +51,19 @@ def checkpoint_step(path: Path) -> int:
         return int(load_checkpoint(path)["step"])
     except Exception:
         return -1
+
+
+def child_pids(pid: int) -> list[int]:
+    """Pids of the child processes of ``pid`` (Linux /proc), e.g. a training's loader workers."""
+    pids = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(c) for c in (task / "children").read_text().split()]
+    return pids
+
+
+def process_alive(pid: int) -> bool:
+    """The process exists and is not a zombie."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nerfseg.engine.checkpoint import load_checkpoint
-from train_testing import TINY_SEGMENTOR_OVERRIDES, checkpoint_step, subprocess_env
+from train_testing import TINY_SEGMENTOR_OVERRIDES, checkpoint_step, child_pids, process_alive, subprocess_env
 
 PRESET = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "supervised.yaml"
 STEPS = 12
@@ -32,20 +32,6 @@ def _command(root: Path, run: Path) -> list[str]:
     return args
 
 
-def _children(pid: int) -> list[int]:
-    pids = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(c) for c in (task / "children").read_text().split()]
-    return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
 def _interrupt(command: list[str], run: Path, second_after_s: float | None):
     """Start ``command`` in its own process group, Ctrl-C it (SIGINT to the group, as a terminal does) after
     its checkpoint of step 2; returns (returncode, seconds from the first SIGINT to the exit, stderr,
@@ -57,7 +43,7 @@ def _interrupt(command: list[str], run: Path, second_after_s: float | None):
     while time.monotonic() < deadline and proc.poll() is None and checkpoint_step(last) < 2:
         time.sleep(0.02)
     assert proc.poll() is None, f"training ended before the interrupt: {proc.stderr.read()[-2000:]}"
-    workers = _children(proc.pid)
+    workers = child_pids(proc.pid)
     started = time.monotonic()
     os.killpg(proc.pid, signal.SIGINT)
     if second_after_s is not None:
@@ -86,7 +72,7 @@ def test_ctrl_c_stops_at_once_and_resume_continues(tiny_kitti, tmp_path):
     assert f"`nerfseg train --resume {run}` continues from it exactly" in lines[0]
     assert len(workers) >= 2  # the labeled stream's loader workers ...
     time.sleep(0.5)
-    assert not [pid for pid in workers if _alive(pid)]  # ... are gone with it
+    assert not [pid for pid in workers if process_alive(pid)]  # ... are gone with it
     stopped_at = checkpoint_step(run / "checkpoints" / "last.pt")
     assert 2 <= stopped_at < STEPS and f"checkpoint of step {stopped_at} kept" in lines[0]
 

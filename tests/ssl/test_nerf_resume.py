@@ -15,7 +15,14 @@ import torch
 
 from nerfseg.engine.checkpoint import load_checkpoint
 from nerfseg.engine.logging import read_metrics
-from train_testing import SMALL_HEAD_OVERRIDES, TINY_SEGMENTOR_OVERRIDES, checkpoint_step, subprocess_env
+from train_testing import (
+    SMALL_HEAD_OVERRIDES,
+    TINY_SEGMENTOR_OVERRIDES,
+    checkpoint_step,
+    child_pids,
+    process_alive,
+    subprocess_env,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 5
@@ -34,22 +41,6 @@ def _command(root: Path, run_dir: Path) -> list[str]:
     return args
 
 
-def _children(pid: int) -> list[int]:
-    """Pids of the child processes of ``pid`` (Linux /proc)."""
-    pids = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(c) for c in (task / "children").read_text().split()]
-    return pids
-
-
-def _alive(pid: int) -> bool:
-    """The process exists and is not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
-        return False
-
-
 def _assert_same_tensors(a: dict, b: dict, what: str) -> None:
     assert a.keys() == b.keys(), what
     for key in a:
@@ -66,16 +57,16 @@ def test_nerf_run_killed_and_resumed_matches_uninterrupted_run(sim_ssl_root, tmp
     while time.monotonic() < deadline and proc.poll() is None and checkpoint_step(last) < 2:
         time.sleep(0.05)
     assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
-    workers = _children(proc.pid)
+    workers = child_pids(proc.pid)
     assert len(workers) >= 2  # the loader workers of the two streams
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     proc.stderr.close()
     assert 2 <= checkpoint_step(last) < STEPS
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(pid) for pid in workers):
+    while time.monotonic() < deadline and any(process_alive(pid) for pid in workers):
         time.sleep(0.1)
-    assert not any(_alive(pid) for pid in workers), "loader workers outlived the killed training"
+    assert not any(process_alive(pid) for pid in workers), "loader workers outlived the killed training"
 
     resumed = subprocess.run(
         [sys.executable, "-m", "nerfseg", "train", "--resume", str(killed), "--no-progress"],

@@ -25,8 +25,8 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """All complete JSON lines of a metrics.jsonl file (a torn last line, from a kill, is skipped)."""
+def read_json_lines(path: str | Path) -> list[dict[str, Any]]:
+    """All complete JSON lines of a .jsonl file (a torn last line, from a kill, is skipped); [] if absent."""
     path = Path(path)
     if not path.is_file():
         return []
@@ -37,6 +37,11 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return records
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All complete JSON lines of a metrics.jsonl file (:func:`read_json_lines`)."""
+    return read_json_lines(path)
 
 
 class RunLogger:

@@ -19,6 +19,7 @@ from typing import IO, Any, TextIO
 from tqdm import tqdm
 
 from nerfseg.data.loader import LoadFailure
+from nerfseg.engine.logging import read_json_lines
 from nerfseg.io_utils import atomic_write_text
 
 FILE_NAME = "skipped.jsonl"
@@ -26,16 +27,7 @@ FILE_NAME = "skipped.jsonl"
 
 def read_skipped(path: str | Path) -> list[dict[str, Any]]:
     """The complete JSON lines of a skipped.jsonl (a torn last line, from a kill, is dropped)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
+    return read_json_lines(path)
 
 
 class SkipLog:
