@@ -47,17 +47,6 @@ RESULTS = REPO / "benchmarks" / "results"
 CONFIG = REPO / "configs" / "semantickitti" / "nerf.yaml"
 
 
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
-
-
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -309,7 +298,7 @@ def main() -> int:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                  cwd=REPO).stdout.strip(),
-        "machine": {"cpu": cpu_model(), **{k: v for k, v in cpu_isa().as_dict().items() if k != "cpu"},
+        "machine": {"cpu": cpu_isa().model, **{k: v for k, v in cpu_isa().as_dict().items() if k != "cpu"},
                     "cores": os.cpu_count(), "torch": torch.__version__, "python": platform.python_version()},
         "config": str(args.config.relative_to(REPO) if args.config.is_relative_to(REPO) else args.config),
         "label_fraction": cfg.data.label_fraction,

@@ -21,7 +21,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -42,17 +41,6 @@ from nerfseg.models.nerf import NerfConfig, NerfHead, lidar_ray_losses
 from nerfseg.models.segmentor import LidarSegmentor, SegmentorConfig
 
 NUM_CLASSES = 19
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_batch(data_root: str | None, num_scans: int, azimuth_steps: int) -> PointBatch:
@@ -206,7 +194,7 @@ def main() -> int:
         ),
         "date_utc": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "commit": git_commit(),
-        "machine": f"{cpu_model()}, ISA {cpu_isa().describe()}, {torch.get_num_threads()} torch threads, "
+        "machine": f"{cpu_isa().model}, ISA {cpu_isa().describe()}, {torch.get_num_threads()} torch threads, "
         f"torch {torch.__version__}",
         "load_average_at_end": Path("/proc/loadavg").read_text().split()[:3],
         "points_per_step": int(batch.points.shape[0]),

@@ -14,7 +14,6 @@ import os
 import platform
 import resource
 import shutil
-import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -25,17 +24,6 @@ import numpy as np
 from nerfseg.engine.precision import cpu_isa
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate.jsonl"
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def main() -> int:
@@ -69,7 +57,7 @@ def main() -> int:
         "benchmark": "simulate",
         "command": "python benchmarks/bench_simulate.py " + " ".join(sys.argv[1:]),
         "date_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
+        "machine": {"cpu": cpu_isa().model, "cores": os.cpu_count(), "python": platform.python_version(),
                     "isa": cpu_isa().describe()},
         "load_average_1m_before": round(load_before[0], 2),
         "load_average_1m_after": round(os.getloadavg()[0], 2),
