@@ -79,6 +79,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import os
     from pathlib import Path
 
     from nerfseg.config import load_config
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         _exit_interrupted(interrupt)
     finally:
         watchdog.stop()
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 alone reports
+        return 0
     val = "n/a" if result.val_miou is None else f"{100 * result.val_miou:.2f}"
     loss = result.train.get("loss")
     loss_text = "n/a" if loss is None else f"{loss:.4f}"

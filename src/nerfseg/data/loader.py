@@ -274,14 +274,14 @@ class TrainingDataset(Dataset):
 
 
 def make_train_loader(
-    dataset: TrainingDataset, batch_size: int, seed: int, start_step: int, num_workers: int
+    dataset: TrainingDataset, batch_size: int, seed: int, start_step: int, num_workers: int, shard=None
 ) -> DataLoader:
     """DataLoader of PointBatch for training, resuming at batch ``start_step``.
 
     The loader gets its own torch.Generator so creating it consumes nothing from the global RNG (which the
     checkpoint restores).
     """
-    return resumable_loader(dataset, collate_samples, batch_size, seed, start_step, num_workers)
+    return resumable_loader(dataset, collate_samples, batch_size, seed, start_step, num_workers, shard=shard)
 
 
 def exit_with_parent(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's worker_init_fn signature
@@ -313,12 +313,18 @@ def exit_with_parent(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's wor
 
 def resumable_loader(
     dataset: Dataset, collate, batch_size: int, order_seed: int, start_step: int, num_workers: int,
-    generator_seed: int | None = None,
+    generator_seed: int | None = None, shard=None,
 ) -> DataLoader:
     """DataLoader of an endless :class:`ResumableBatchSampler` stream (order drawn from ``order_seed``) from
     batch ``start_step`` on, collating with ``collate`` (failed items pass as :class:`LoadFailure`, replaced
-    ones as :class:`WithSkips`: read it with :func:`next_batch`)."""
+    ones as :class:`WithSkips`: read it with :func:`next_batch`). ``shard`` (a
+    :class:`nerfseg.data.distributed_sampling.Shard`): this process's slice of every global batch of
+    ``batch_size`` items (the items keep their global (epoch, position), so a bad scan's replacement is the
+    one a single process draws)."""
+    from nerfseg.data.distributed_sampling import shard_batches
+
     sampler = ResumableBatchSampler(len(dataset), batch_size, order_seed, start_batch=start_step)
+    sampler = shard_batches(sampler, batch_size, shard)
     seed = order_seed if generator_seed is None else generator_seed
     return DataLoader(
         dataset,

@@ -24,21 +24,29 @@ def train_step(
     device: torch.device,
     num_classes: int,
     step: int,
+    step_module: torch.nn.Module | None = None,
 ) -> dict[str, float]:
     """Run optimiser step number ``step`` (1-based) on a labeled PointBatch and an UnlabeledBatch (or None).
 
     Returns the scalars to log: every weighted loss term by name (``supervised``, ``consistency``,
     ``lasermix``, ``projection``, ``render``, ``geometry_labeled``, ``geometry_unlabeled``), ``loss`` (their
     sum), the method's metrics (``ce``, ``lovasz``, ``geo_*``, ``*_pseudo_accuracy`` ...), ``grad_norm`` and,
-    with a teacher, ``ema_decay``.
+    with a teacher, ``ema_decay``. ``step_module``: the DistributedDataParallel-wrapped
+    :class:`nerfseg.engine.distributed.StepModule` of a distributed run (its forward gives the losses, its
+    backward averages the gradients over the processes); None computes them directly.
     """
     labeled = labeled.to(device)
     unlabeled = None if unlabeled is None else unlabeled.to(device)
     models = StepModels(state.model, state.head, state.teacher)
     with autocast(device, cfg.train.bf16):
-        losses, metrics = method_losses(
-            recipe, models, loss_fn, cfg.ssl, labeled, unlabeled, state.generator, num_classes
-        )
+        if step_module is not None:
+            losses, metrics = step_module(
+                recipe, state.teacher, loss_fn, cfg.ssl, labeled, unlabeled, state.generator, num_classes
+            )
+        else:
+            losses, metrics = method_losses(
+                recipe, models, loss_fn, cfg.ssl, labeled, unlabeled, state.generator, num_classes
+            )
     total = losses["total"]
     state.optimizer.zero_grad(set_to_none=True)
     total.backward()

@@ -206,18 +206,21 @@ def collate_unlabeled(scans: Sequence[UnlabeledScan]) -> UnlabeledBatch:
 
 def labeled_stream(
     source: SampleSource, indices: np.ndarray, augment: AugmentConfig, batch_size: int, seed: int,
-    start_step: int, num_workers: int, on_bad_scan: BadScanPolicy = BadScanPolicy.ERROR,
+    start_step: int, num_workers: int, on_bad_scan: BadScanPolicy = BadScanPolicy.ERROR, shard=None,
 ) -> Iterator[PointBatch]:
     """Endless PointBatches of the labeled scans ``indices`` from batch ``start_step`` on (an unreadable
     scan is replaced by another labeled scan with ``on_bad_scan`` skip; read the stream with
-    :func:`nerfseg.data.loader.next_batch`)."""
+    :func:`nerfseg.data.loader.next_batch`; ``shard``: this process's slice of each global batch of
+    ``batch_size``)."""
     dataset = TrainingDataset(source, indices, augment, seed, on_bad_scan)
-    return iter(make_train_loader(dataset, batch_size, seed, start_step, num_workers))
+    return iter(make_train_loader(dataset, batch_size, seed, start_step, num_workers, shard=shard))
 
 
 def unlabeled_stream(dataset: UnlabeledDataset, batch_size: int, seed: int, start_step: int,
-                     num_workers: int) -> Iterator[UnlabeledBatch]:
-    """Endless UnlabeledBatches from batch ``start_step`` on (order seeded apart from the labeled stream)."""
+                     num_workers: int, shard=None) -> Iterator[UnlabeledBatch]:
+    """Endless UnlabeledBatches from batch ``start_step`` on (order seeded apart from the labeled stream;
+    ``shard``: this process's slice of each global batch)."""
     return iter(resumable_loader(
-        dataset, collate_unlabeled, batch_size, seed + UNLABELED_ORDER_SEED, start_step, num_workers, seed
+        dataset, collate_unlabeled, batch_size, seed + UNLABELED_ORDER_SEED, start_step, num_workers, seed,
+        shard=shard,
     ))

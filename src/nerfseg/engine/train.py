@@ -23,6 +23,11 @@ by a scan drawn from (seed, step) alone, so skipping keeps that property. Resumi
 reached ``train.max_steps`` and wrote ``model.pt`` changes nothing and reports it finished. Ctrl-C stops at
 once (the loader workers are killed, not waited for) and leaves the last checkpoint to resume from; a step
 cut short is not checkpointed, because its state may be half-updated.
+
+Under ``torchrun`` (:mod:`nerfseg.engine.distributed`) every process runs this loop on its slice of each
+global batch; rank 0 alone holds the run folder's lock and writes the folder (logs, ``skipped.jsonl``,
+checkpoints, ``model.pt``). The unreadable scans every process meets are gathered to rank 0 each step, so
+``skipped.jsonl`` lists them as a one-process run would.
 """
 
 from __future__ import annotations
@@ -39,8 +44,9 @@ import torch
 from nerfseg.config import Config, config_to_yaml
 from nerfseg.data.bad_scans import BadScanPolicy
 from nerfseg.data.datasets import DatasetKind
-from nerfseg.data.loader import close_batches, labeled_subset, next_batch
+from nerfseg.data.loader import LoadFailure, close_batches, labeled_subset, next_batch
 from nerfseg.engine import checkpoint as ckpt
+from nerfseg.engine import distributed as ddp
 from nerfseg.engine.build import (  # noqa: F401 - re-exported for callers of nerfseg.engine.train
     autocast,
     build_model,
@@ -100,7 +106,8 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> TrainResult
 
     Returns:
         TrainResult. Raises DataError / ConfigError for unusable data or configs, RunFolderLocked when
-        another process trains in ``run_dir`` (the folder is locked for the whole run), and
+        another process trains in ``run_dir`` (the folder is locked for the whole run; under torchrun by
+        rank 0, after joining the process group, and every rank raises it), and
         :class:`TrainingInterrupted` (a KeyboardInterrupt) after a Ctrl-C in the loop, once the loader
         workers are stopped and the stopping point is printed on stderr.
     """
@@ -115,8 +122,12 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> TrainResult
             torch.set_num_threads(cfg.train.num_threads)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=device.type == "cuda")
-        with RunLock(run_dir) as lock:
-            return _train(cfg, Path(run_dir), resume, device, lock)
+        ctx = ddp.setup_distributed(device, cfg.data.batch_size)  # torchrun: one process per device
+        try:
+            with ddp.run_lock(ctx, run_dir) as lock:  # rank 0 locks the folder, the others hold no lock
+                return _train(cfg, Path(run_dir), resume, ctx.device, lock, ctx)
+        finally:
+            ctx.close()
     finally:  # leave the process's global torch settings and SIGINT handler as they were (tests, notebooks)
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
@@ -124,13 +135,19 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> TrainResult
             signal.signal(signal.SIGINT, sigint)
 
 
-def build_state(cfg: Config, num_classes: int, device: torch.device) -> RunState:
-    """Student, head, teacher, optimiser and step generator of a fresh run (weights from ``train.seed``)."""
+def build_state(cfg: Config, num_classes: int, device: torch.device, sync_bn: bool = False) -> RunState:
+    """Student, head, teacher, optimiser and step generator of a fresh run (weights from ``train.seed``);
+    ``sync_bn``: batch norms synchronised over the processes of a distributed run."""
     from nerfseg.engine.teacher import MeanTeacher
 
     torch.manual_seed(cfg.train.seed)
     recipe = recipe_for(cfg.method)
     model, head = build_model(cfg, num_classes)
+    if sync_bn:
+        from nerfseg.sparse.sync_batch_norm import convert_sync_batch_norm
+
+        model = convert_sync_batch_norm(model)
+        head = None if head is None else convert_sync_batch_norm(head)
     model.to(device)
     params = list(model.parameters())
     students: dict[str, torch.nn.Module] = {"model": model}
@@ -144,12 +161,13 @@ def build_state(cfg: Config, num_classes: int, device: torch.device) -> RunState
     return RunState(model, head, teacher, optimizer, scheduler, generator)
 
 
-def _streams(cfg: Config, train_source, labeled, step: int):
-    """The labeled stream and the unlabeled one (None when the method uses none)."""
+def _streams(cfg: Config, train_source, labeled, step: int, shard=None):
+    """The labeled stream and the unlabeled one (None when the method uses none); ``shard``: this process's
+    slice of every global batch."""
     recipe = recipe_for(cfg.method)
     labels_stream = labeled_stream(
         train_source, labeled, cfg.augment, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers,
-        cfg.data.on_bad_scan,
+        cfg.data.on_bad_scan, shard=shard,
     )
     if not recipe.uses_unlabeled:
         return labels_stream, None, 0
@@ -172,7 +190,9 @@ def _streams(cfg: Config, train_source, labeled, step: int):
     dataset = UnlabeledDataset(
         train_source, unlabeled, cfg.augment, cfg.train.seed, inputs, cfg.data.on_bad_scan
     )
-    stream = unlabeled_stream(dataset, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers)
+    stream = unlabeled_stream(
+        dataset, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers, shard=shard
+    )
     return labels_stream, stream, int(unlabeled.size)
 
 
@@ -203,10 +223,14 @@ def _drop_final_validation(path: Path, step: int) -> None:
         atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
 
 
-def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device, lock: RunLock) -> TrainResult:
+def _train(
+    cfg: Config, run_dir: Path, resume: bool, device: torch.device, lock: RunLock | ddp.NoLock,
+    ctx: ddp.DistContext | None = None,
+) -> TrainResult:
     from tqdm import tqdm
 
     started = time.perf_counter()
+    ctx = ctx or ddp.DistContext(device=device)
     ckpt_dir = run_dir / "checkpoints"
     last_path = ckpt_dir / LAST
     stored = None
@@ -215,7 +239,9 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device, lock:
         if stored["kind"] != ckpt.TRAIN_KIND:
             raise DataError(last_path, "not a training checkpoint (cannot resume from an inference export)")
         check_resume_config(stored["config"], cfg, run_dir)
-        if int(stored["step"]) >= cfg.train.max_steps and (run_dir / "model.pt").is_file():
+        finished = int(stored["step"]) >= cfg.train.max_steps and (run_dir / "model.pt").is_file()
+        # every rank returns, or none does (rank 0's view of the folder decides), before any other collective
+        if ddp.broadcast_flag(ctx, finished):
             return finished_result(run_dir, int(stored["step"]))  # nothing to do: change no file
         # (at max_steps without model.pt, the run was stopped in its final validation: that is redone)
     lock.write_pid()
@@ -226,22 +252,37 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device, lock:
     labeled = labeled_indices(cfg, train_source)
     val_source = open_split(cfg, cfg.data.val_split) if cfg.data.val_split else None
 
-    state = build_state(cfg, label_map.num_classes, device)
+    state = build_state(cfg, label_map.num_classes, device, sync_bn=ctx.distributed)
     loss_fn = SegmentationLoss(cfg.loss)
+    if ctx.distributed:  # CE + Lovász over the whole global batch, not a mean of per-process means
+        loss_fn = ddp.GlobalBatchLoss(loss_fn)
     step = 0
     if stored is not None:
         step = state.restore(stored, last_path)
+        note = ddp.resume_note(ctx, int(stored.get("world_size", 1)), cfg.data.batch_size, step)
+        if note and ctx.is_main:
+            print(note, flush=True)
         del stored
-    else:
+    elif ctx.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))
+    if ctx.is_main:
+        atomic_write_text(run_dir / "config.yaml", config_to_yaml(cfg))
+        if resume and step >= cfg.train.max_steps:
+            _drop_final_validation(run_dir / "metrics.jsonl", step)
     saved_step = step if resume else None
-    if resume and step >= cfg.train.max_steps:
-        _drop_final_validation(run_dir / "metrics.jsonl", step)
+    step_module = ddp.wrap_student(ctx, state.model, state.head, find_unused_parameters=recipe.uses_head)
 
     def save(step_now: int) -> None:
         nonlocal saved_step
+        if ctx.distributed:  # student, head and teacher must be the same on every process
+            replicas = {"model": state.model, "head": state.head, "teacher": state.teacher}
+            agree = ddp.replicas_agree(ctx, replicas)
+            logger.log(step_now, {"processes": ctx.world_size, "replicas_agree": float(agree)}, prefix="dist")
+        if not ctx.is_main:  # rank 0 alone writes
+            saved_step = step_now
+            return
         payload = state.payload(step_now, cfg, class_names)
+        payload["world_size"] = ctx.world_size
         ckpt.save_checkpoint(last_path, payload)
         if cfg.train.keep_step_checkpoints:
             ckpt.save_checkpoint(ckpt_dir / f"step_{step_now:07d}.pt", payload)
@@ -250,7 +291,7 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device, lock:
     def run_validation(step_now: int) -> float | None:
         """Validate the student (``val/``) and, with a teacher, the teacher too (``val_teacher/``); returns
         the mIoU of the weights ``model.pt`` exports."""
-        if val_source is None:
+        if val_source is None or not ctx.is_main:
             return None
         scores = validate(state.model, val_source, cfg, device, progress=cfg.train.progress)
         logger.log(step_now, {"miou": scores.miou, "accuracy": scores.accuracy}, prefix="val")
@@ -264,13 +305,14 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device, lock:
         exports_teacher = ckpt.DEFAULT_EXPORT_WEIGHTS in ("auto", "teacher")  # model.pt holds the teacher
         return float(teacher.miou if exports_teacher else scores.miou)
 
-    skips = SkipLog(run_dir, resume_step=step if resume else None)
+    skips = SkipLog(run_dir, resume_step=step if resume else None) if ctx.is_main else None
     skip_policy = cfg.data.on_bad_scan is BadScanPolicy.SKIP
 
-    def draw(batches, stream_name: str):
-        """The next batch of a stream; its unreadable scans named (skip) or the first one raised (error)."""
+    def draw(batches, stream_name: str, found: list[tuple[str, LoadFailure]]):
+        """The next batch of a stream; its unreadable scans appended to ``found`` (skip) or the first one
+        raised (error)."""
         try:
-            return next_batch(batches, lambda failures: skips.record(step + 1, failures, stream_name))
+            return next_batch(batches, lambda failures: found.extend((stream_name, f) for f in failures))
         except DataError as err:
             if skip_policy:
                 raise
@@ -279,14 +321,38 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device, lock:
                 "past unreadable scans)"
             ) from None
 
+    def draw_step():
+        """The step's labeled and unlabeled batches (or None); the unreadable scans of every process are
+        named by rank 0 (the labeled stream's first, each in global batch order), and a DataError of any
+        process is raised by every process (so none waits for the others in a collective)."""
+        found: list[tuple[str, LoadFailure]] = []
+        batch = unlabeled = error = None
+        try:
+            batch = draw(labeled_batches, "labeled", found)
+            unlabeled = draw(unlabeled_batches, "unlabeled", found) if unlabeled_batches is not None else None
+        except DataError as err:
+            if not ctx.distributed:
+                if skips is not None:
+                    _record_skips(skips, step + 1, found)
+                raise
+            error = (err, "unlabeled" if batch is not None else "labeled")
+        found, first_error = ddp.share_draw_outcome(ctx, found, error)
+        if skips is not None:
+            _record_skips(skips, step + 1, found)
+        if first_error is not None:
+            raise first_error
+        return batch, unlabeled
+
     labeled_batches = unlabeled_batches = None
     logger = None
     last: dict[str, float] = {}
     val_miou = None
     window: list[dict[str, float]] = []
     try:
-        labeled_batches, unlabeled_batches, num_unlabeled = _streams(cfg, train_source, labeled, step)
-        logger = RunLogger(run_dir, resume_step=step if resume else None)
+        labeled_batches, unlabeled_batches, num_unlabeled = _streams(
+            cfg, train_source, labeled, step, ctx.shard
+        )
+        logger = RunLogger(run_dir, resume_step=step if resume else None) if ctx.is_main else ddp.NullLogger()
         if not resume:
             logger.log(
                 0,
@@ -301,15 +367,18 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device, lock:
         if state.head is not None:
             state.head.train()
         tick = time.perf_counter()
-        bar = tqdm(total=cfg.train.max_steps, initial=step, desc="train", disable=not cfg.train.progress)
+        bar = tqdm(total=cfg.train.max_steps, initial=step, desc="train",
+                   disable=not (cfg.train.progress and ctx.is_main))
         while step < cfg.train.max_steps:
-            batch = draw(labeled_batches, "labeled")
-            unlabeled = draw(unlabeled_batches, "unlabeled") if unlabeled_batches is not None else None
+            batch, unlabeled = draw_step()
             lr = state.scheduler.get_last_lr()[0]
+            ddp.reseed_step(ctx, state.generator, cfg.train.seed, step + 1)
             metrics = train_step(
-                recipe, state, loss_fn, cfg, batch, unlabeled, device, label_map.num_classes, step + 1
+                recipe, state, loss_fn, cfg, batch, unlabeled, device, label_map.num_classes, step + 1,
+                step_module,
             )
             metrics["points"] = float(batch.points.shape[0])
+            metrics = ddp.reduce_metrics(ctx, metrics)
             step += 1
             window.append(metrics)
             bar.update(1)
@@ -323,26 +392,39 @@ def _train(cfg: Config, run_dir: Path, resume: bool, device: torch.device, lock:
                 window, tick = [], now
             if cfg.train.val_every and step % cfg.train.val_every == 0 and step < cfg.train.max_steps:
                 val_miou = run_validation(step)
+                ctx.barrier()
             if step % cfg.train.checkpoint_every == 0 or step == cfg.train.max_steps:
                 save(step)
         bar.close()
         close_batches(labeled_batches)  # the streams are endless: stop their workers before validating
         close_batches(unlabeled_batches)
         val_miou = run_validation(step)
-        final = ckpt.load_checkpoint(last_path)
-        weights = ckpt.resolve_export_weights(final, ckpt.DEFAULT_EXPORT_WEIGHTS, last_path)
-        ckpt.save_checkpoint(run_dir / "model.pt", ckpt.inference_payload(final, weights, last_path))
+        if ctx.is_main:
+            final = ckpt.load_checkpoint(last_path)
+            weights = ckpt.resolve_export_weights(final, ckpt.DEFAULT_EXPORT_WEIGHTS, last_path)
+            ckpt.save_checkpoint(run_dir / "model.pt", ckpt.inference_payload(final, weights, last_path))
+        ctx.barrier()
     except KeyboardInterrupt:
         quiet_second_interrupts()
         close_batches(labeled_batches)
         close_batches(unlabeled_batches)
-        _report_interrupt(run_dir, step, saved_step)
+        if ctx.is_main:  # one line for the run, not one per process
+            _report_interrupt(run_dir, step, saved_step)
         raise TrainingInterrupted() from None
     finally:
-        skips.close()
+        if skips is not None:
+            skips.close()
         if logger is not None:
             logger.close()
     return TrainResult(step, last, val_miou, time.perf_counter() - started, run_dir)
+
+
+def _record_skips(skips: SkipLog, step: int, found: list[tuple[str, LoadFailure]]) -> None:
+    """Name the unreadable scans of a step, the labeled stream's before the unlabeled one's."""
+    for stream_name in ("labeled", "unlabeled"):
+        failures = [f for name, f in found if name == stream_name]
+        if failures:
+            skips.record(step, failures, stream_name)
 
 
 def _report_interrupt(run_dir: Path, step: int, saved_step: int | None) -> None:
