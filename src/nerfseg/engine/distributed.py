@@ -239,7 +239,7 @@ def state_digest(modules: dict[str, nn.Module]) -> str:
     digest = hashlib.sha256()
     for name in sorted(modules):
         for key, value in modules[name].state_dict().items():
-            t = value.detach().cpu().contiguous()
+            t = value.detach().cpu().contiguous().reshape(-1)  # 1-d: a 0-d tensor has no byte view
             digest.update(f"{name}.{key}:{t.dtype}:{tuple(t.shape)}".encode())
             digest.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
