@@ -30,6 +30,7 @@ What a run of ``W`` processes does (``nerfseg train`` picks it up from torchrun'
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import os
 from collections.abc import Iterator
@@ -48,6 +49,8 @@ from nerfseg.engine.run_lock import RunFolderLocked, RunLock
 from nerfseg.errors import ConfigError, DataError
 from nerfseg.sparse.sync_batch_norm import autograd_all_reduce
 
+BARRIER_S = 4 * 3600
+"""Timeout of the process group's collectives, seconds (rank 0's validation runs while the others wait)."""
 SUM_METRICS = frozenset({"points"})
 """Logged step scalars summed over the processes (the others are averaged)."""
 
@@ -125,7 +128,11 @@ def setup_distributed(device: torch.device, global_batch: int) -> DistContext:
         torch.cuda.set_device(device)
     owns = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        # rank 0 validates alone while the others wait at a barrier: a full validation split takes longer
+        # than the collectives' default timeout (10 min with nccl)
+        dist.init_process_group(
+            backend="nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(seconds=BARRIER_S)
+        )
         owns = True
     if dist.get_world_size() != world or dist.get_rank() != rank:
         raise ConfigError(f"process group ({dist.get_rank()}/{dist.get_world_size()}) does not match "
