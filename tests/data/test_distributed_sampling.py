@@ -8,9 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from nerfseg.data.augment import AugmentConfig
+from nerfseg.data.bad_scans import BadScanPolicy
 from nerfseg.data.distributed_sampling import Shard, ShardedBatchSampler, per_process_batch, shard_batches
-from nerfseg.data.loader import ResumableBatchSampler
-from nerfseg.errors import ConfigError
+from nerfseg.data.loader import (
+    LoadFailure,
+    Replaced,
+    ResumableBatchSampler,
+    TrainingDataset,
+    replacement_positions,
+)
+from nerfseg.errors import ConfigError, DataError
 
 
 def _take(sampler, count):
@@ -72,3 +80,50 @@ def test_world_size_must_divide_the_global_batch():
         per_process_batch(6, 4)
     with pytest.raises(ValueError):
         Shard(2, 2)
+
+
+class _SourceWithBadScans:
+    """A reader of ``n`` "scans" (scan ``i`` reads as the int ``100 + i``) of which ``bad`` are unreadable."""
+
+    def __init__(self, n: int, bad: set[int]):
+        self.n, self.bad = n, bad
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, index: int) -> int:
+        if index in self.bad:
+            raise DataError(f"scan_{index}.bin", "truncated")
+        return 100 + index
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31), bad=st.sets(st.integers(0, 11), min_size=1, max_size=4),
+       start=st.integers(0, 5))
+def test_bad_scan_replacements_are_those_of_one_process_at_any_world_size(seed, bad, start):
+    # the replacement of a bad scan is drawn from (seed, epoch, dataset position): a process's slice keeps
+    # the global (epoch, position) of its items, so the global batch, replacements and the failures it
+    # names are the one-process ones whatever the number of processes
+    batch, steps = 4, 6
+    dataset = TrainingDataset(_SourceWithBadScans(12, bad), None, AugmentConfig(enabled=False), seed,
+                              BadScanPolicy.SKIP)
+
+    def global_items(world):
+        per_rank = [
+            _take(shard_batches(ResumableBatchSampler(12, batch, seed, start), batch, Shard(r, world)), steps)
+            for r in range(world)
+        ]
+        return [[dataset[i] for r in range(world) for i in per_rank[r][b]] for b in range(steps)]
+
+    one = global_items(1)
+    assert global_items(2) == one
+    assert global_items(4) == one
+    for b, items in enumerate(_take(ResumableBatchSampler(12, batch, seed, start), steps)):
+        for (epoch, position), got in zip(items, one[b], strict=True):
+            if position not in bad:
+                assert got == 100 + position
+                continue
+            assert isinstance(got, Replaced)  # by the first readable scan of the (seed, epoch, position) draw
+            good = [p for p in replacement_positions(12, seed, epoch, position, 32) if p not in bad]
+            assert got.item == 100 + good[0]
+            assert got.failures[0] == LoadFailure(f"scan_{position}.bin", "truncated")
