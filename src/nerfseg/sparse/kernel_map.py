@@ -11,11 +11,13 @@ Coordinate convention (see :mod:`nerfseg.sparse.tensor`): at stride ``s`` a voxe
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
 
 from nerfseg.sparse.hashing import VoxelHash, offset_key_deltas, pack_keys, unpack_keys
+from nerfseg.threads import single_thread
 
 
 @dataclass
@@ -111,6 +113,15 @@ def cube_offsets(kernel_size: int, device: torch.device | str = "cpu") -> torch.
     return torch.cartesian_prod(r, r, r).reshape(-1, 3)
 
 
+def _small_ops(device: torch.device):
+    """Scope of a map build: ~30-60 ops on ~1e5-1e6 elements, run on one CPU thread.
+
+    A second thread saves little here (1 thread 40 ms, 2 threads 60-90 ms with sleeping threads for the
+    84k-voxel submanifold map) and, where OpenMP threads spin-wait (no ``OMP_WAIT_POLICY=PASSIVE`` when
+    torch loaded) on a shared machine, costs 1.2-2.1 s (benchmarks/README.md). GPUs are unaffected."""
+    return single_thread() if device.type == "cpu" else contextlib.nullcontext()
+
+
 DEFAULT_BLOCK_ROWS = 8192
 """Output rows per block of a CPU submanifold map: a 64-channel block of outputs (2 MB) stays in cache
 while the per-offset matmuls of a block are large enough (~2k rows) to run near the matmul peak
@@ -137,6 +148,14 @@ def submanifold_map(
         block_rows = DEFAULT_BLOCK_ROWS if device.type == "cpu" else max(num, 1)
     if block_rows < 1:
         raise ValueError(f"block_rows must be >= 1, got {block_rows}")
+    with _small_ops(device):
+        return _submanifold_map(coords, table, block_rows)
+
+
+def _submanifold_map(coords: torch.Tensor, table: VoxelHash | None, block_rows: int) -> KernelMap:
+    """:func:`submanifold_map`'s work, ``block_rows`` given."""
+    device = coords.device
+    num = int(coords.shape[0])
     table = table if table is not None else VoxelHash(coords)
     keys = pack_keys(coords)
     deltas = offset_key_deltas(cube_offsets(3, device))
@@ -193,6 +212,12 @@ class Downsampling:
 
 def downsampling_map(coords: torch.Tensor) -> Downsampling:
     """Coarse voxels ``floor(c / 2)`` of (M, 4) int64 coordinates and the k=2, s=2 kernel map."""
+    with _small_ops(coords.device):
+        return _downsampling_map(coords)
+
+
+def _downsampling_map(coords: torch.Tensor) -> Downsampling:
+    """:func:`downsampling_map`'s work."""
     spatial = coords[:, 1:]
     parent = torch.cat([coords[:, :1], torch.div(spatial, 2, rounding_mode="floor")], dim=1)
     unique_keys, parent_row = torch.unique(pack_keys(parent), sorted=True, return_inverse=True)
