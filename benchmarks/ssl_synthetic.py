@@ -84,12 +84,14 @@ METHODS = {
     "nerf-oracle": ("nerf.yaml", ("ssl.camera.oracle=true",)),
     "projection-oracle": ("projection.yaml", ("ssl.projection.oracle=true",)),
 }
-# Diagnostics outside the protocol, run only when named in --runs: the geometry losses kept out of the
-# backbone (model.nerf.detach_field_features), to tell whether the LiDAR-ray geometry loss is what costs
-# the geometry control and nerf their points at 2 labeled scans.
+# Diagnostics outside the protocol, run only when named in --runs, to find what costs the geometry control
+# and nerf their points at 2 labeled scans: the geometry losses kept out of the backbone
+# (model.nerf.detach_field_features), or no semantic term on the LiDAR rays (model.nerf.lambda_sem=0).
 DIAGNOSTICS = {
     "geometry-detached": ("geometry.yaml", ("model.nerf.detach_field_features=true",)),
     "nerf-detached": ("nerf.yaml", ("model.nerf.detach_field_features=true",)),
+    "geometry-nosem": ("geometry.yaml", ("model.nerf.lambda_sem=0",)),
+    "nerf-nosem": ("nerf.yaml", ("model.nerf.lambda_sem=0",)),
 }
 PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "mean-teacher": "train/consistency_pseudo_accuracy",
@@ -101,6 +103,7 @@ PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "nerf+lasermix": "train/render_pseudo_accuracy",
     "nerf-oracle": "train/render_pseudo_accuracy",
     "nerf-detached": "train/render_pseudo_accuracy",
+    "nerf-nosem": "train/render_pseudo_accuracy",
 }
 
 
