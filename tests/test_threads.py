@@ -69,3 +69,19 @@ def test_single_thread_scopes_and_restores_even_on_error():
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/maps")
+def test_torch_imported_first_with_the_variable_unset_warns_once_with_the_fixes():
+    code = "import torch, warnings, nerfseg; print('{}')"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("RuntimeWarning") == 1
+    assert "Import nerfseg before torch, or set OMP_WAIT_POLICY=PASSIVE" in done.stderr
+    for quiet_env in (env | {"OMP_WAIT_POLICY": "ACTIVE"}, env):  # a user value; nerfseg imported first
+        quiet_code = code if "OMP_WAIT_POLICY" in quiet_env else "import nerfseg, torch; print('{}')"
+        quiet = subprocess.run(
+            [sys.executable, "-c", quiet_code], env=quiet_env, capture_output=True, text=True, timeout=120
+        )
+        assert quiet.returncode == 0 and "RuntimeWarning" not in quiet.stderr, quiet.stderr

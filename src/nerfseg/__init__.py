@@ -2,6 +2,17 @@
 
 __version__ = "0.1.0"
 
-from nerfseg.threads import prefer_passive_wait_policy as _prefer_passive_wait_policy
+from nerfseg import threads as _threads
 
-_prefer_passive_wait_policy()  # before torch loads: libgomp reads OMP_WAIT_POLICY once (nerfseg/threads.py)
+# Before torch loads: libgomp reads OMP_WAIT_POLICY once (nerfseg/threads.py). A process that imported torch
+# first with the variable unset keeps spinning OpenMP threads: say so once, with the two fixes.
+if not _threads.prefer_passive_wait_policy() and _threads.torch_loaded_first():
+    import warnings as _warnings
+
+    _warnings.warn(
+        "torch was imported before nerfseg with OMP_WAIT_POLICY unset, so its OpenMP threads spin while they "
+        "wait; on a CPU shared with other processes that makes multi-threaded runs many times slower "
+        "(benchmarks/README.md). Import nerfseg before torch, or set OMP_WAIT_POLICY=PASSIVE.",
+        RuntimeWarning,
+        stacklevel=2,
+    )

@@ -59,6 +59,12 @@ def prefer_passive_wait_policy() -> bool:
     return passive and _SET_BEFORE_RUNTIME is not False
 
 
+def torch_loaded_first() -> bool:
+    """True when :func:`prefer_passive_wait_policy` found the variable unset and the OpenMP runtime already
+    loaded (torch imported before nerfseg): this process's threads spin while they wait."""
+    return _SET_BEFORE_RUNTIME is False
+
+
 def wait_policy() -> str:
     """This process's OpenMP wait policy, in words: ``PASSIVE (set by nerfseg before torch loaded)``,
     ``PASSIVE (environment)``, ``ACTIVE (environment)``, ``unset: threads spin ...`` and so on."""
