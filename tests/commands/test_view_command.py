@@ -10,16 +10,11 @@ import pytest
 
 from kitti_testing import write_tree
 from nerfseg.cli import main
-from nerfseg.viz.scan_page import LIBRARY_NAME, decode_array, page_figure
+from nerfseg.viz.scan_page import LIBRARY_NAME, decode_array, figure_colourings, page_figure
 
 
 def _colours(page: Path) -> dict[str, np.ndarray]:
-    figure = page_figure(page.read_text())
-    return {
-        t["meta"]["key"]: decode_array(t["marker"]["color"])
-        for t in figure["data"]
-        if t["meta"]["role"] == "colouring"
-    }
+    return figure_colourings(page_figure(page.read_text()))
 
 
 def _write_prediction(root: Path, sample_id: str, raw: np.ndarray) -> None:

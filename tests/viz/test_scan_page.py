@@ -17,6 +17,7 @@ from nerfseg.viz.scan_page import (
     LIBRARY_NAME,
     decode_array,
     error_colouring,
+    figure_colourings,
     page_figure,
     scan_colourings,
     stepped_colorscale,
@@ -108,40 +109,50 @@ def test_stepped_colorscale_maps_each_value_to_its_colour():
     assert positions[0] == 0.0 and positions[-1] == 1.0 and np.all(np.diff(positions) >= 0)
 
 
-def _colouring_traces(figure):
-    return [t for t in figure["data"] if t.get("meta", {}).get("role") == "colouring"]
-
-
-def test_page_figure_traces_buttons_and_shared_coordinates(tmp_path):
+def test_page_figure_one_scan_trace_and_colouring_buttons(tmp_path):
     points, truth, pred = _scene(10)
     page = write_scan_page(tmp_path / "scan.html", points, SEMANTICKITTI, truth, pred, "test <scan>")
     text = page.read_text()
     assert "<title>test &lt;scan&gt;</title>" in text
     figure = page_figure(text)
-    traces = _colouring_traces(figure)
-    assert [t["meta"]["key"] for t in traces] == ["truth", "prediction", "error"]
-    assert [t["visible"] for t in traces] == [True, False, False]
-    # One copy of the coordinates, float32, in the first trace; the others get it in the browser.
-    x = decode_array(traces[0]["x"])
+    roles = [t["meta"]["role"] for t in figure["data"]]
+    assert roles[0] == "scan" and roles.count("scan") == 1  # one trace of points, not one per colouring
+    scan = figure["data"][0]
+    x = decode_array(scan["x"])
     assert x.dtype == np.float32 and np.array_equal(x, points[:, 0])
-    assert all("x" not in t for t in traces[1:])
-    colours = [decode_array(t["marker"]["color"]) for t in traces]
-    assert all(c.dtype == np.uint8 for c in colours)
-    assert np.array_equal(colours[0], np.where(truth == IGNORE_INDEX, 19, truth))
-    assert np.array_equal(colours[1], pred)
+    colours = figure_colourings(figure)
+    assert list(colours) == ["truth", "prediction", "error"]
+    assert all(c.dtype == np.uint8 for c in colours.values())
+    assert np.array_equal(colours["truth"], np.where(truth == IGNORE_INDEX, 19, truth))
+    assert np.array_equal(colours["prediction"], pred)
     expected_error = np.where(truth == IGNORE_INDEX, 2, np.where(pred == truth, 0, 1))
-    assert np.array_equal(colours[2], expected_error) and (colours[2] == 1).sum() == 20
-    # The legend: 19 classes + ignored, then correct / wrong / ignored; no colouring trace in it.
-    legend = [t for t in figure["data"] if t["meta"]["role"] == "legend"]
+    assert np.array_equal(colours["error"], expected_error) and (colours["error"] == 1).sum() == 20
+    assert "color" not in scan["marker"]  # one copy of each colouring: the page's script copies the first
+    # The legend: 19 classes + ignored, then correct / wrong / ignored; the scan trace is not in it.
+    legend = figure["data"][1:]
     assert [t["name"] for t in legend[:3]] == ["car", "bicycle", "motorcycle"]
-    assert len(legend) == 20 + 3 and not any(t["showlegend"] for t in traces)
+    assert len(legend) == 20 + 3 and not scan["showlegend"]
     buttons = figure["layout"]["updatemenus"][0]["buttons"]
     assert [b["label"] for b in buttons] == ["ground truth", "prediction", "error (93.8% correct)"]
-    role_of = [t["meta"].get("key", t["meta"].get("group")) for t in figure["data"]]
     for button, key in zip(buttons, ["truth", "prediction", "error"], strict=True):
-        visible = button["args"][0]["visible"]
-        shown = {role_of[i] for i, v in enumerate(visible) if v}
-        assert shown == {key, "error" if key == "error" else "classes"}
+        change = button["args"][0]
+        assert button["method"] == "restyle" and len(change["visible"]) == len(figure["data"])
+        shown = {t["meta"]["group"] for t, v in zip(legend, change["visible"][1:], strict=True) if v}
+        assert change["visible"][0] is True and shown == {"error" if key == "error" else "classes"}
+        # legend entries keep their own colours; the scan's colour scale spans its palette
+        assert change["marker.color"][1:] == [t["marker"]["color"] for t in legend]
+        assert change["marker.cmax"][0] == (2.5 if key == "error" else 19.5)
+
+
+def test_height_page_when_no_labels(tmp_path):
+    points, _, _ = _scene(6)
+    page = write_scan_page(tmp_path / "h.html", points, SEMANTICKITTI, None, None, "h")
+    figure = page_figure(page.read_text())
+    assert len(figure["data"]) == 1 and not figure["layout"]["showlegend"]
+    heights = figure_colourings(figure)["height"]
+    assert heights.dtype == np.float32 and np.array_equal(heights, points[:, 2])
+    change = figure["layout"]["updatemenus"][0]["buttons"][0]["args"][0]
+    assert change["marker.cmin"] == [pytest.approx(-1.7)] and change["marker.cmax"] == [pytest.approx(-0.5)]
 
 
 def test_inline_and_shared_library_variants(tmp_path):
@@ -174,7 +185,6 @@ needs_chromium = pytest.mark.skipif(
 )
 
 GD = "document.getElementById('scan')"
-COLOURING = f"{GD}.data.map((t, i) => (t.meta.role === 'colouring' ? i : -1)).filter(i => i >= 0)"
 DRAWN = (
     'document.body && (document.body.getAttribute("data-drawn") || document.body.getAttribute("data-error"))'
 )
@@ -206,10 +216,13 @@ def test_browser_draws_and_switches(tmp_path, browser):
     browser.open(page.as_uri())
     assert browser.wait_for(DRAWN) == "1", browser.evaluate('document.body.getAttribute("data-error")')
     assert browser.evaluate("document.querySelectorAll('#scan canvas').length") >= 1
-    # The browser's own copy of the data: every colouring trace holds the first trace's coordinates.
-    assert browser.evaluate(f"{COLOURING}.every(i => {GD}.data[i].x === {GD}.data[0].x)")
-    assert browser.evaluate(f"{COLOURING}.map(i => {GD}._fullData[i].visible)") == [True, False, False]
+    # One trace of points, coloured by the truth; only the class legend shown.
+    assert browser.evaluate(f"{GD}.data.filter(t => t.meta.role === 'scan').length") == 1
     assert browser.evaluate(f"{GD}._fullData[0]._length") == len(points)
+    assert browser.evaluate(f"{GD}.data[0].text[{len(points) - 1}]") == "car"
+    shown = f"{GD}.data.filter((t, i) => {GD}._fullData[i].visible === true && t.meta.group)"
+    legend_shown = f"[...new Set({shown}.map(t => t.meta.group))]"
+    assert browser.evaluate(legend_shown) == ["classes"]
     image = _screenshot(browser, tmp_path / "truth.png")
     road, car = SEMANTICKITTI.colors[ROAD], SEMANTICKITTI.colors[CAR]
     assert _pixels_near(image, road) > 500 and _pixels_near(image, car) > 50
@@ -224,10 +237,10 @@ def test_browser_draws_and_switches(tmp_path, browser):
             "Input.dispatchMouseEvent",
             {"type": kind, "x": box[0], "y": box[1], "button": "left", "buttons": 1, "clickCount": 1},
         )
-    browser.wait_for(f"{GD}._fullData[{COLOURING}[2]].visible === true")
-    visible = browser.evaluate(f"{COLOURING}.map(i => {GD}._fullData[i].visible)")
-    assert visible == [False, False, True]
-    assert browser.evaluate(f"{GD}._fullData[{COLOURING}[2]]._length") == len(points)
+    browser.wait_for(f"{GD}._fullData[0].marker.cmax === 2.5")
+    assert browser.evaluate(legend_shown) == ["error"]
+    assert browser.evaluate(f"{GD}._fullData[0]._length") == len(points)
+    assert browser.evaluate(f"{GD}.data[0].text[{len(points) - 1}]") == "correct"
     image = _screenshot(browser, tmp_path / "error.png")
     assert _pixels_near(image, ERROR_PALETTE[0]) > 500  # correct: green
     assert _pixels_near(image, ERROR_PALETTE[1]) > 5  # the 20 wrong car points: red

@@ -2,15 +2,18 @@
 the colouring between ground truth, prediction and error with buttons; a legend names the classes in the
 dataset's official colours.
 
-Kept light enough for a full 120k-point scan: one trace per colouring (not one per class), each colour held
-as one uint8 palette index per point mapped through a stepped colour scale, the coordinates stored once as
-float32 (plotly's base64 typed arrays) and shared by the colouring traces in the browser. The legend is drawn
-by point-less dummy traces. The page marks its ``<body>`` with ``data-drawn="1"`` (and ``data-draw-ms``, the
-milliseconds from navigation start) once plotly has drawn it, so a headless browser can tell that it drew.
+Kept light enough for a full 120k-point scan: ONE ``scatter3d`` trace of the points (coordinates stored once
+as float32, plotly's base64 typed arrays), coloured by one uint8 palette index per point mapped through a
+stepped colour scale; each colouring's button restyles that trace's ``marker.color`` and colour scale (and
+shows its legend entries), so the browser holds one trace of points whatever the number of colourings. The
+legend is drawn by point-less dummy traces. The page marks its ``<body>`` with ``data-drawn="1"`` (and
+``data-draw-ms``, the milliseconds from navigation start) once plotly has drawn it, so a headless browser can
+tell that it drew.
 """
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from dataclasses import dataclass
@@ -140,9 +143,27 @@ def stepped_colorscale(palette: np.ndarray) -> list[list]:
     return scale
 
 
+def _typed_array(values: np.ndarray) -> dict:
+    """(N,) uint8 or float32 as plotly's base64 typed-array spec (little-endian)."""
+    values = np.ascontiguousarray(values)
+    dtype = {np.dtype(np.uint8): "u1", np.dtype(np.float32): "f4"}[values.dtype]
+    return {"dtype": dtype, "bdata": base64.b64encode(values.astype(values.dtype.newbyteorder("<"))).decode()}
+
+
+def _legend_group(key: str) -> str | None:
+    return None if key == "height" else ("error" if key == "error" else "classes")
+
+
 def scan_figure(points: np.ndarray, colourings: list[Colouring], title: str):
-    """The plotly Figure: one ``scatter3d`` trace per colouring (only the first holds x, y, z; the page copies
-    them into the others), one dummy legend trace per palette entry, and one button per colouring.
+    """The plotly Figure: ONE ``scatter3d`` trace of the scan (trace 0, styled for the first colouring), one
+    dummy legend trace per palette entry, and one button per colouring that restyles trace 0's
+    ``marker.color`` / colour scale and shows that colouring's legend entries.
+
+    Each button's ``args[0]`` holds, per trace (trace 0 first, then the legend traces), the colouring's
+    (N,) palette indices (or heights) as a base64 typed array, its colour scale, cmin / cmax and the
+    legend traces' visibility; its ``name`` is the colouring's key. The page's script decodes the arrays
+    once, adds the hover text (class names) and gives trace 0 the first button's colours before plotting
+    (trace 0 holds no colour array as written).
 
     Args:
         points: (N, >=3) float metres (lidar frame).
@@ -151,53 +172,64 @@ def scan_figure(points: np.ndarray, colourings: list[Colouring], title: str):
     import plotly.graph_objects as go
 
     xyz = np.asarray(points)[:, :3].astype(np.float32)
-    traces, roles = [], []
-    for index, c in enumerate(colourings):
-        # Squares: 2 triangles a point where a circle glyph takes many (about 2x faster in software GL).
-        marker = dict(size=MARKER_SIZE_PX, color=c.values, symbol="square", line=dict(width=0), opacity=1.0)
-        if c.key == "height":
-            marker.update(colorscale="Turbo", colorbar=dict(title=dict(text="z (m)")), showscale=True)
-            hover = "z %{marker.color:.2f} m"
-        else:
-            marker.update(colorscale=stepped_colorscale(c.palette), cmin=-0.5, cmax=len(c.palette) - 0.5)
-            hover = "%{text}"
-        coords = dict(x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2]) if index == 0 else {}
-        traces.append(
-            go.Scatter3d(
-                **coords,
-                mode="markers",
-                marker=marker,
-                name=c.label,
-                showlegend=False,
-                visible=index == 0,
-                hovertemplate=f"{hover}<br>x %{{x:.2f}} y %{{y:.2f}} z %{{z:.2f}} m<extra></extra>",
-                meta=dict(role="colouring", key=c.key, names=list(c.names)),
-            )
-        )
-        roles.append(("colouring", c.key))
-    # Legend: one point-less trace per palette entry of each distinct palette (classes / error).
     legend_groups: dict[str, Colouring] = {}
     for c in colourings:
-        if c.key != "height":
-            legend_groups.setdefault("error" if c.key == "error" else "classes", c)
-    first_group = "error" if colourings[0].key == "error" else "classes"
-    for group, c in legend_groups.items():
-        for name, color in zip(c.names, c.palette, strict=True):
-            traces.append(
-                go.Scatter3d(
-                    x=[None], y=[None], z=[None], mode="markers", name=name, legendgroup=group,
-                    marker=dict(size=8, color=_rgb(color), symbol="square"), hoverinfo="skip",
-                    visible=group == first_group, meta=dict(role="legend", group=group),
-                )
-            )  # fmt: skip
-            roles.append(("legend", group))
+        group = _legend_group(c.key)
+        if group is not None:
+            legend_groups.setdefault(group, c)
+    legend = [
+        (group, name, _rgb(color))
+        for group, c in legend_groups.items()
+        for name, color in zip(c.names, c.palette, strict=True)
+    ]  # fmt: skip
+    styles = {}
+    for c in colourings:
+        if c.key == "height":
+            style = dict(colorscale="Turbo", cmin=float(c.values.min()), cmax=float(c.values.max()))
+            style.update(showscale=True, hovertemplate="z %{marker.color:.2f} m")
+        else:
+            style = dict(colorscale=stepped_colorscale(c.palette), cmin=-0.5, cmax=len(c.palette) - 0.5)
+            style.update(showscale=False, hovertemplate="%{text}")
+        style["hovertemplate"] += "<br>x %{x:.2f} y %{y:.2f} z %{z:.2f} m<extra></extra>"
+        styles[c.key] = style
+    first, style = colourings[0], styles[colourings[0].key]
+    # Squares: 6 triangles a point where a circle glyph takes 23 (about 2x faster in software GL). No colour
+    # here: the page's script gives trace 0 the first button's array (one copy of it in the page).
+    marker = dict(size=MARKER_SIZE_PX, symbol="square", line=dict(width=0), opacity=1.0)
+    marker.update(colorscale=style["colorscale"], cmin=style["cmin"], cmax=style["cmax"])
+    marker.update(showscale=style["showscale"], colorbar=dict(title=dict(text="z (m)")))
+    traces = [
+        go.Scatter3d(
+            x=xyz[:, 0], y=xyz[:, 1], z=xyz[:, 2], mode="markers", marker=marker, name="scan",
+            showlegend=False, hovertemplate=style["hovertemplate"],
+            meta=dict(role="scan", names={c.key: list(c.names) for c in colourings}),
+        )
+    ]  # fmt: skip
+    first_group = _legend_group(first.key)
+    for group, name, color in legend:
+        traces.append(
+            go.Scatter3d(
+                x=[None], y=[None], z=[None], mode="markers", name=name, legendgroup=group,
+                marker=dict(size=8, color=color, symbol="square"), hoverinfo="skip",
+                visible=group == first_group, meta=dict(role="legend", group=group),
+            )
+        )  # fmt: skip
     buttons = []
     for c in colourings:
-        group = "error" if c.key == "error" else ("classes" if c.key != "height" else None)
-        visible = [
-            (key == c.key) if role == "colouring" else (key == group) for role, key in roles
-        ]  # fmt: skip
-        buttons.append(dict(label=c.label, method="restyle", args=[{"visible": visible}]))
+        style, group = styles[c.key], _legend_group(c.key)
+        spec = _typed_array(c.values)
+        # Per trace: trace 0 gets the colouring; each legend trace keeps its own colour (None: unset).
+        unset = [None] * len(legend)
+        change = {
+            "marker.color": [spec, *(color for _, _, color in legend)],
+            "marker.colorscale": [style["colorscale"], *unset],
+            "marker.cmin": [style["cmin"], *unset],
+            "marker.cmax": [style["cmax"], *unset],
+            "marker.showscale": [style["showscale"], *unset],
+            "hovertemplate": [style["hovertemplate"], *unset],
+            "visible": [True, *(g == group for g, _, _ in legend)],
+        }
+        buttons.append(dict(label=c.label, name=c.key, method="restyle", args=[change]))
     axis = dict(
         title=dict(text=""), showbackground=False, gridcolor="#333", zerolinecolor="#555", color="#aaa"
     )
@@ -242,7 +274,7 @@ def scan_figure(points: np.ndarray, colourings: list[Colouring], title: str):
                 showactive=True,
             )
         ],  # fmt: skip
-        showlegend=bool(legend_groups),
+        showlegend=bool(legend),
     )
     return go.Figure(data=traces, layout=layout)
 
@@ -262,23 +294,27 @@ _PAGE = """<!DOCTYPE html>
 (function () {{
   "use strict";
   var fig = {figure};
-  function bytes(spec) {{
-    var text = atob(spec.bdata), out = new Uint8Array(text.length);
-    for (var i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
-    return out;
+  var TYPES = {{u1: Uint8Array, f4: Float32Array}};
+  function decode(spec) {{
+    if (!spec || !spec.bdata) return spec;
+    var text = atob(spec.bdata), raw = new Uint8Array(text.length);
+    for (var i = 0; i < text.length; i++) raw[i] = text.charCodeAt(i);
+    return new TYPES[spec.dtype](raw.buffer);
   }}
-  var first = fig.data[0];
-  fig.data.forEach(function (trace) {{
-    if (!trace.meta || trace.meta.role !== "colouring") return;
-    trace.x = first.x; trace.y = first.y; trace.z = first.z;
-    var names = trace.meta.names;
-    if (names.length) {{
-      var color = trace.marker.color, ids = color.bdata ? bytes(color) : color;
-      var text = new Array(ids.length);
-      for (var i = 0; i < ids.length; i++) text[i] = names[ids[i]];
-      trace.text = text;
+  // Decode each button's colouring once; class colourings get their hover text (one class name a point).
+  var scan = fig.data[0], names = scan.meta.names, buttons = fig.layout.updatemenus[0].buttons;
+  buttons.forEach(function (button) {{
+    var change = button.args[0], values = decode(change["marker.color"][0]), labels = names[button.name];
+    change["marker.color"][0] = values;
+    change.text = change["marker.color"].map(function () {{ return null; }});
+    if (labels.length) {{
+      var text = new Array(values.length);
+      for (var i = 0; i < values.length; i++) text[i] = labels[values[i]];
+      change.text[0] = text;
     }}
   }});
+  scan.marker.color = buttons[0].args[0]["marker.color"][0];
+  scan.text = buttons[0].args[0].text[0] || undefined;
   var div = document.getElementById("scan");
   Plotly.newPlot(div, fig.data, fig.layout, {{responsive: true, displaylogo: false}}).then(function (gd) {{
     document.body.setAttribute("data-drawn", "1");
@@ -335,7 +371,7 @@ def write_scan_page(
 
 def page_figure(page_html: str) -> dict:
     """The plotly figure (``{"data": [...], "layout": {...}}``) a page of :func:`write_scan_page` holds, as
-    written (the colouring traces after the first have no x, y, z: the page shares the first's)."""
+    written (before its script decodes the buttons' arrays and adds the hover text)."""
     start = page_html.index("var fig = ") + len("var fig = ")
     end = page_html.index(";\n", start)
     return json.loads(page_html[start:end].replace("<\\/", "</"))
@@ -343,10 +379,15 @@ def page_figure(page_html: str) -> dict:
 
 def decode_array(value) -> np.ndarray:
     """A figure array as numpy: plotly base64 typed-array spec (``{"dtype": "u1", "bdata": ..}``) or list."""
-    import base64
-
     if isinstance(value, dict) and "bdata" in value:
         return np.frombuffer(
             base64.b64decode(value["bdata"]), dtype=np.dtype(value["dtype"]).newbyteorder("<")
         )
     return np.asarray(value)
+
+
+def figure_colourings(figure: dict) -> dict[str, np.ndarray]:
+    """Each colouring a page's figure (from :func:`page_figure`) offers, by key (``"truth"``, ...), in button
+    order: (N,) uint8 palette indices (``"height"``: (N,) float32 metres), decoded from the buttons."""
+    buttons = figure["layout"]["updatemenus"][0]["buttons"]
+    return {b["name"]: decode_array(b["args"][0]["marker.color"][0]) for b in buttons}
