@@ -63,6 +63,7 @@ def _worker(rank: int, world: int, init: str, out: str) -> None:
          "loss": loss.detach(), "logit_grad": logits.grad, "labels": gathered},
         f"{out}.{rank}",
     )
+    dist.barrier()  # both done before either tears the group down (a peer's closed connection aborts gloo)
     dist.destroy_process_group()
 
 

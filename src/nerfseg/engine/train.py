@@ -125,7 +125,11 @@ def train(cfg: Config, run_dir: str | Path, resume: bool = False) -> TrainResult
         ctx = ddp.setup_distributed(device, cfg.data.batch_size)  # torchrun: one process per device
         try:
             with ddp.run_lock(ctx, run_dir) as lock:  # rank 0 locks the folder, the others hold no lock
-                return _train(cfg, Path(run_dir), resume, ctx.device, lock, ctx)
+                result = _train(cfg, Path(run_dir), resume, ctx.device, lock, ctx)
+            # every rank done before the group is destroyed: a gloo peer that sees another's connection
+            # close while it still reads aborts the process ("terminate called without an active exception")
+            ctx.barrier()
+            return result
         finally:
             ctx.close()
     finally:  # leave the process's global torch settings and SIGINT handler as they were (tests, notebooks)
