@@ -26,6 +26,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while libgomp is not loaded yet)
+
+# isort: split
 import torch
 
 from nerfseg.data.collate import collate_samples

@@ -35,6 +35,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
+
+import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while libgomp is not loaded yet)
+
+# isort: split
 import torch
 
 from nerfseg.data.ground_truth import read_uint16_png

@@ -41,6 +41,8 @@ import tempfile
 import time
 from pathlib import Path
 
+
+# isort: split
 import torch
 
 HERE = Path(__file__).resolve().parent

@@ -38,6 +38,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while libgomp is not loaded yet)
+
+# isort: split
 import torch
 
 from nerfseg.engine.precision import cpu_isa

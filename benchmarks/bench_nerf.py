@@ -30,6 +30,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+
+import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while libgomp is not loaded yet)
+
+# isort: split
 import torch
 
 from nerfseg.data.collate import PointBatch, collate_samples

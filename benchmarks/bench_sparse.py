@@ -32,6 +32,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+
+import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while libgomp is not loaded yet)
+
+# isort: split
 import torch
 
 from nerfseg.engine.precision import cpu_isa

@@ -47,6 +47,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while libgomp is not loaded yet)
+
+# isort: split
 import torch
 
 REPO = Path(__file__).resolve().parents[1]

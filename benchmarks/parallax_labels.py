@@ -35,6 +35,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while libgomp is not loaded yet)
+
+# isort: split
 import torch
 
 from nerfseg.data.collate import collate_samples

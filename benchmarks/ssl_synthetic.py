@@ -43,6 +43,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while libgomp is not loaded yet)
+
 REPO = Path(__file__).resolve().parents[1]
 PRESETS = REPO / "configs" / "synthetic"
 NERFSEG = [sys.executable, "-m", "nerfseg"]
