@@ -36,6 +36,16 @@ class PointBatch:
     def batch_size(self) -> int:
         return len(self.sample_ids)
 
+    def pin_memory(self) -> PointBatch:
+        """Copy with the tensors in page-locked memory, so ``to(cuda)`` copies asynchronously (DataLoader
+        ``pin_memory=True`` calls it in its pinning thread; needs CUDA)."""
+        return replace(
+            self,
+            points=self.points.pin_memory(),
+            batch_index=self.batch_index.pin_memory(),
+            labels=None if self.labels is None else self.labels.pin_memory(),
+        )
+
     def to(self, device: torch.device | str) -> PointBatch:
         """Copy of the batch with its tensors on ``device``."""
         return PointBatch(

@@ -67,6 +67,11 @@ class WithSkips:
     batch: Any
     failures: tuple[LoadFailure, ...]
 
+    def pin_memory(self) -> WithSkips:
+        """The batch in page-locked memory (DataLoader ``pin_memory=True`` calls it)."""
+        pin = getattr(self.batch, "pin_memory", None)
+        return WithSkips(pin() if pin is not None else self.batch, self.failures)
+
 
 def replacement_positions(num_items: int, seed: int, epoch: int, position: int, count: int) -> np.ndarray:
     """(min(count, num_items - 1),) int64 distinct positions in [0, num_items), ``position`` excluded, tried
@@ -274,14 +279,18 @@ class TrainingDataset(Dataset):
 
 
 def make_train_loader(
-    dataset: TrainingDataset, batch_size: int, seed: int, start_step: int, num_workers: int, shard=None
+    dataset: TrainingDataset, batch_size: int, seed: int, start_step: int, num_workers: int, shard=None,
+    pin_memory: bool = False,
 ) -> DataLoader:
     """DataLoader of PointBatch for training, resuming at batch ``start_step``.
 
     The loader gets its own torch.Generator so creating it consumes nothing from the global RNG (which the
     checkpoint restores).
     """
-    return resumable_loader(dataset, collate_samples, batch_size, seed, start_step, num_workers, shard=shard)
+    return resumable_loader(
+        dataset, collate_samples, batch_size, seed, start_step, num_workers, shard=shard,
+        pin_memory=pin_memory,
+    )
 
 
 def exit_with_parent(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's worker_init_fn signature
@@ -313,14 +322,15 @@ def exit_with_parent(worker_id: int) -> None:  # noqa: ARG001 - DataLoader's wor
 
 def resumable_loader(
     dataset: Dataset, collate, batch_size: int, order_seed: int, start_step: int, num_workers: int,
-    generator_seed: int | None = None, shard=None,
+    generator_seed: int | None = None, shard=None, pin_memory: bool = False,
 ) -> DataLoader:
     """DataLoader of an endless :class:`ResumableBatchSampler` stream (order drawn from ``order_seed``) from
     batch ``start_step`` on, collating with ``collate`` (failed items pass as :class:`LoadFailure`, replaced
     ones as :class:`WithSkips`: read it with :func:`next_batch`). ``shard`` (a
     :class:`nerfseg.data.distributed_sampling.Shard`): this process's slice of every global batch of
     ``batch_size`` items (the items keep their global (epoch, position), so a bad scan's replacement is the
-    one a single process draws)."""
+    one a single process draws). ``pin_memory``: batches (their ``pin_memory()``) are page-locked by the
+    loader's pinning thread, for asynchronous copies to a CUDA device."""
     from nerfseg.data.distributed_sampling import shard_batches
 
     sampler = ResumableBatchSampler(len(dataset), batch_size, order_seed, start_batch=start_step)
@@ -335,6 +345,7 @@ def resumable_loader(
         worker_init_fn=exit_with_parent,
         persistent_workers=False,
         prefetch_factor=2 if num_workers > 0 else None,
+        pin_memory=pin_memory,
     )
 
 

@@ -87,6 +87,10 @@ class UnlabeledBatch:
         """Copy with both views' tensors on ``device`` (metric labels, masks and images stay on the CPU)."""
         return replace(self, teacher=self.teacher.to(device), student=self.student.to(device))
 
+    def pin_memory(self) -> UnlabeledBatch:
+        """Copy with both views' tensors in page-locked memory (DataLoader ``pin_memory=True`` calls it)."""
+        return replace(self, teacher=self.teacher.pin_memory(), student=self.student.pin_memory())
+
 
 def strip_labels(sample: Sample) -> Sample:
     """Copy of a sample with no labels (nor instance ids)."""
@@ -207,20 +211,23 @@ def collate_unlabeled(scans: Sequence[UnlabeledScan]) -> UnlabeledBatch:
 def labeled_stream(
     source: SampleSource, indices: np.ndarray, augment: AugmentConfig, batch_size: int, seed: int,
     start_step: int, num_workers: int, on_bad_scan: BadScanPolicy = BadScanPolicy.ERROR, shard=None,
+    pin_memory: bool = False,
 ) -> Iterator[PointBatch]:
     """Endless PointBatches of the labeled scans ``indices`` from batch ``start_step`` on (an unreadable
     scan is replaced by another labeled scan with ``on_bad_scan`` skip; read the stream with
     :func:`nerfseg.data.loader.next_batch`; ``shard``: this process's slice of each global batch of
     ``batch_size``)."""
     dataset = TrainingDataset(source, indices, augment, seed, on_bad_scan)
-    return iter(make_train_loader(dataset, batch_size, seed, start_step, num_workers, shard=shard))
+    return iter(make_train_loader(
+        dataset, batch_size, seed, start_step, num_workers, shard=shard, pin_memory=pin_memory
+    ))
 
 
 def unlabeled_stream(dataset: UnlabeledDataset, batch_size: int, seed: int, start_step: int,
-                     num_workers: int, shard=None) -> Iterator[UnlabeledBatch]:
+                     num_workers: int, shard=None, pin_memory: bool = False) -> Iterator[UnlabeledBatch]:
     """Endless UnlabeledBatches from batch ``start_step`` on (order seeded apart from the labeled stream;
     ``shard``: this process's slice of each global batch)."""
     return iter(resumable_loader(
         dataset, collate_unlabeled, batch_size, seed + UNLABELED_ORDER_SEED, start_step, num_workers, seed,
-        shard=shard,
+        shard=shard, pin_memory=pin_memory,
     ))

@@ -165,13 +165,14 @@ def build_state(cfg: Config, num_classes: int, device: torch.device, sync_bn: bo
     return RunState(model, head, teacher, optimizer, scheduler, generator)
 
 
-def _streams(cfg: Config, train_source, labeled, step: int, shard=None):
+def _streams(cfg: Config, train_source, labeled, step: int, shard=None, pin_memory: bool = False):
     """The labeled stream and the unlabeled one (None when the method uses none); ``shard``: this process's
-    slice of every global batch."""
+    slice of every global batch; ``pin_memory``: batches arrive in page-locked memory (training on CUDA), so
+    their ``.to(device)`` copies are asynchronous."""
     recipe = recipe_for(cfg.method)
     labels_stream = labeled_stream(
         train_source, labeled, cfg.augment, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers,
-        cfg.data.on_bad_scan, shard=shard,
+        cfg.data.on_bad_scan, shard=shard, pin_memory=pin_memory,
     )
     if not recipe.uses_unlabeled:
         return labels_stream, None, 0
@@ -195,7 +196,8 @@ def _streams(cfg: Config, train_source, labeled, step: int, shard=None):
         train_source, unlabeled, cfg.augment, cfg.train.seed, inputs, cfg.data.on_bad_scan
     )
     stream = unlabeled_stream(
-        dataset, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers, shard=shard
+        dataset, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers, shard=shard,
+        pin_memory=pin_memory,
     )
     return labels_stream, stream, int(unlabeled.size)
 
@@ -354,7 +356,7 @@ def _train(
     window: list[dict[str, float]] = []
     try:
         labeled_batches, unlabeled_batches, num_unlabeled = _streams(
-            cfg, train_source, labeled, step, ctx.shard
+            cfg, train_source, labeled, step, ctx.shard, pin_memory=device.type == "cuda"
         )
         logger = RunLogger(run_dir, resume_step=step if resume else None) if ctx.is_main else ddp.NullLogger()
         if not resume:

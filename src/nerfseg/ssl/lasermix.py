@@ -187,7 +187,8 @@ def lasermix_batch(
         pseudo_labels: (Nu,) int64 teacher pseudo-labels of the unlabeled points or IGNORE_INDEX.
         area_counts: the allowed A values; each pair draws one uniformly from ``generator``.
         pitch_min_deg, pitch_max_deg: the inclination range in degrees.
-        generator: a CPU torch.Generator (B draws per call).
+        generator: a torch.Generator on any device (B draws per call, on the generator's device: the
+            training step's generator lives on the training device).
     Returns:
         :class:`LaserMixBatch` of 2B mixed scans (scan 2i and 2i + 1 from pair i).
     """
@@ -202,7 +203,7 @@ def lasermix_batch(
     _check_scan("the labeled batch", labeled.points, labeled.labels)
     _check_scan("the unlabeled batch", unlabeled.points, pseudo_labels)
     b = labeled.batch_size
-    pick = torch.randint(len(area_counts), (b,), generator=generator)
+    pick = torch.randint(len(area_counts), (b,), generator=generator, device=generator.device)
     num_areas = [int(area_counts[i]) for i in pick.tolist()]
     device = labeled.points.device
     areas = torch.tensor(num_areas, dtype=torch.int64, device=device)
