@@ -67,3 +67,40 @@ def process_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
     except (FileNotFoundError, IndexError):
         return False
+
+
+def kill_at_checkpoint(
+    command: list[str], checkpoint: Path, min_step: int, timeout_s: float, poll_s: float = 0.05
+) -> list[int]:
+    """Start ``command`` (a training), SIGKILL it once ``checkpoint`` holds step >= ``min_step``, and return
+    the pids of its child processes (loader workers) seen just before the kill. Fails if the training ends
+    first (with the tail of its stderr)."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and proc.poll() is None and checkpoint_step(checkpoint) < min_step:
+        time.sleep(poll_s)
+    assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
+    children = child_pids(proc.pid)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    return children
+
+
+def corrupt_two_scans(source: Path, root: Path, truncated_frame: int, short_frame: int) -> tuple[Path, Path]:
+    """Copy the dataset ``source`` to ``root`` and make two scans of sequence 00 unreadable: frame
+    ``truncated_frame``'s ``.bin`` cut by 6 bytes, frame ``short_frame``'s ``.label`` 3 labels short.
+    Returns (the truncated .bin, the short .label)."""
+    import shutil
+
+    shutil.copytree(source, root)
+    folder = root / "sequences" / "00"
+    truncated = folder / "velodyne" / f"{truncated_frame:06d}.bin"
+    truncated.write_bytes(truncated.read_bytes()[:-6])
+    short = folder / "labels" / f"{short_frame:06d}.label"
+    short.write_bytes(short.read_bytes()[:-12])
+    return truncated, short

@@ -6,11 +6,8 @@ under resume; ``error`` (the default) stops with one line naming the file.
 
 from __future__ import annotations
 
-import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,13 @@ from nerfseg.engine.logging import read_metrics
 from nerfseg.engine.skipped import read_skipped
 from nerfseg.engine.train import train
 from nerfseg.errors import DataError
-from train_testing import TINY_SEGMENTOR_OVERRIDES, checkpoint_step, subprocess_env
+from train_testing import (
+    TINY_SEGMENTOR_OVERRIDES,
+    checkpoint_step,
+    corrupt_two_scans,
+    kill_at_checkpoint,
+    subprocess_env,
+)
 
 PRESET = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "supervised.yaml"
 STEPS = 6  # two epochs of the 6 train scans, batch 2: each bad scan is met twice
@@ -38,13 +41,8 @@ def bad_kitti(tiny_kitti, tmp_path_factory) -> dict:
     """A copy of the tiny dataset (6 train scans of 2000 points) where the scans drawn third and fifth in
     epoch 0 (steps 2 and 3) are bad: one ``.bin`` cut by 6 bytes, one ``.label`` 3 labels short."""
     root = tmp_path_factory.mktemp("bad_kitti") / "data"
-    shutil.copytree(tiny_kitti, root)
     order = epoch_order(6, SEED, 0).tolist()
-    folder = root / "sequences" / "00"
-    truncated = folder / "velodyne" / f"{order[2]:06d}.bin"
-    truncated.write_bytes(truncated.read_bytes()[:-6])
-    short = folder / "labels" / f"{order[4]:06d}.label"
-    short.write_bytes(short.read_bytes()[:-12])
+    truncated, short = corrupt_two_scans(tiny_kitti, root, order[2], order[4])
     return {"root": root, "bin": truncated, "label": short, "positions": (order[2], order[4])}
 
 
@@ -137,16 +135,8 @@ def test_stopped_by_error_then_resumed_with_skip_equals_the_skip_run(bad_kitti, 
 def test_skip_run_killed_and_resumed_with_workers_is_bit_exact(bad_kitti, skip_run, tmp_path):
     killed = tmp_path / "killed"
     args = _cli(_overrides(bad_kitti["root"], "skip", ["data.num_workers=2"])) + ["--out", str(killed)]
-    proc = subprocess.Popen([sys.executable, "-m", "nerfseg", *args], env=subprocess_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
     last = killed / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and proc.poll() is None and checkpoint_step(last) < 3:
-        time.sleep(0.02)
-    assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    kill_at_checkpoint([sys.executable, "-m", "nerfseg", *args], last, min_step=3, timeout_s=180, poll_s=0.02)
     assert 3 <= checkpoint_step(last) < STEPS  # both bad scans met before the kill, again after the resume
     resumed = subprocess.run(
         [sys.executable, "-m", "nerfseg", "train", "--resume", str(killed), "--no-progress"],

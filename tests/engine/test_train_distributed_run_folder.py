@@ -24,7 +24,7 @@ from nerfseg.engine.logging import read_metrics
 from nerfseg.engine.run_lock import RunLock
 from nerfseg.engine.skipped import read_skipped
 from nerfseg.engine.train import train
-from train_testing import TINY_SEGMENTOR_OVERRIDES, subprocess_env
+from train_testing import TINY_SEGMENTOR_OVERRIDES, corrupt_two_scans, subprocess_env
 
 PRESET = Path(__file__).resolve().parents[2] / "configs" / "synthetic" / "supervised.yaml"
 STEPS = 3
@@ -36,13 +36,8 @@ RTOL = 1e-5  # sync batch norm and the gathered CE + Lovász: the one-process ma
 @pytest.fixture(scope="module")
 def bad_kitti(tiny_kitti, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("ddp_bad_kitti") / "data"
-    shutil.copytree(tiny_kitti, root)
     order = epoch_order(6, SEED, 0).tolist()
-    folder = root / "sequences" / "00"
-    truncated = folder / "velodyne" / f"{order[3]:06d}.bin"
-    truncated.write_bytes(truncated.read_bytes()[:-6])
-    short = folder / "labels" / f"{order[4]:06d}.label"
-    short.write_bytes(short.read_bytes()[:-12])
+    truncated, short = corrupt_two_scans(tiny_kitti, root, order[3], order[4])
     return {"root": root, "bin": truncated, "label": short}
 
 

@@ -3,10 +3,8 @@ the same weights, optimiser and scheduler state, bit for bit, as an uninterrupte
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ import torch
 from nerfseg.config import load_config
 from nerfseg.engine.checkpoint import load_checkpoint
 from nerfseg.engine.logging import read_metrics
-from train_testing import TINY_SEGMENTOR_OVERRIDES, checkpoint_step, subprocess_env
+from train_testing import TINY_SEGMENTOR_OVERRIDES, checkpoint_step, kill_at_checkpoint, subprocess_env
 
 REPO = Path(__file__).resolve().parents[2]
 PRESET = REPO / "configs" / "synthetic" / "supervised.yaml"
@@ -44,16 +42,8 @@ def _command(root: Path, run_dir: Path, extra: list[str]) -> list[str]:
 def test_sigkill_then_resume_matches_uninterrupted_run(tiny_kitti, tmp_path):
     assert load_config(PRESET).data.num_workers > 0  # the preset's workers are exercised below
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_command(tiny_kitti, killed, []), env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
     last = killed / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None and checkpoint_step(last) < 2:
-        time.sleep(0.05)
-    assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    kill_at_checkpoint(_command(tiny_kitti, killed, []), last, min_step=2, timeout_s=120)
     killed_at = checkpoint_step(last)
     assert 2 <= killed_at < STEPS
 

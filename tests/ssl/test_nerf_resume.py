@@ -4,7 +4,6 @@ scheduler and RNG states, bit for bit, as an uninterrupted run."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from train_testing import (
     SMALL_HEAD_OVERRIDES,
     TINY_SEGMENTOR_OVERRIDES,
     checkpoint_step,
-    child_pids,
+    kill_at_checkpoint,
     process_alive,
     subprocess_env,
 )
@@ -50,18 +49,9 @@ def _assert_same_tensors(a: dict, b: dict, what: str) -> None:
 @pytest.mark.slow
 def test_nerf_run_killed_and_resumed_matches_uninterrupted_run(sim_ssl_root, tmp_path):
     killed = tmp_path / "killed"
-    proc = subprocess.Popen(_command(sim_ssl_root, killed), env=subprocess_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)  # fmt: skip
     last = killed / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None and checkpoint_step(last) < 2:
-        time.sleep(0.05)
-    assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
-    workers = child_pids(proc.pid)
-    assert len(workers) >= 2  # the loader workers of the two streams
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    workers = kill_at_checkpoint(_command(sim_ssl_root, killed), last, min_step=2, timeout_s=300)
+    assert len(workers) >= 2  # the loader workers of the two streams, seen just before the kill
     assert 2 <= checkpoint_step(last) < STEPS
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(process_alive(pid) for pid in workers):
