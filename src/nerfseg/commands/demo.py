@@ -14,6 +14,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from nerfseg.commands.options import add_set_option
+
 METHODS = ("supervised", "projection", "nerf")
 """The methods the demo trains, each from ``configs/demo/<method>.yaml``."""
 CONFIG_DIR = Path(__file__).resolve().parents[3] / "configs" / "demo"
@@ -51,13 +53,9 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default="demo_out", metavar="DIR", help="output folder (default demo_out)")
     parser.add_argument("--frames", type=int, default=16, help="scans per sequence (default 16)")
     parser.add_argument("--steps", type=int, default=0, help="training steps per method (default: presets')")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="training config override for every method (repeatable), e.g. data.label_fraction=0.25",
+    add_set_option(
+        parser,
+        "training config override for every method (repeatable), e.g. data.label_fraction=0.25",
     )
     parser.add_argument("--configs", metavar="DIR", help="folder of the presets (default: configs/demo)")
     parser.add_argument("--workers", type=int, default=2, help="simulator processes (default 2)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from nerfseg.commands.options import add_set_option
 from nerfseg.data.datasets import DATASET_CHOICES
 
 EPILOG = """\
@@ -56,13 +57,9 @@ def register(subparsers) -> None:
         metavar="CONFIG",
         help="run config (YAML preset) whose masks: and data: sections are used (default: built-in defaults)",
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config key, e.g. --set masks.source=sam (repeatable; as for `nerfseg train`)",
+    add_set_option(
+        parser,
+        "override one config key, e.g. --set masks.source=sam (repeatable; as for `nerfseg train`)",
     )
     parser.add_argument(
         "--dataset",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nerfseg.commands.options import add_set_option
+
 EPILOG = """\
 Procedural streets (road, lane markings, parking, kerbs and sidewalks, terrain, buildings, fences,
 vegetation, trees, poles, signs, parked / moving cars, trucks, pedestrians, cyclists) seen by a rotating
@@ -69,12 +71,9 @@ def register(subparsers) -> None:
         "--seed", type=int, default=None, help="random seed (default 0; same seed, same data)"
     )
     parser.add_argument("--config", metavar="YAML", help="simulator config file (keys of SimConfig)")
-    parser.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="override one config value, e.g. lidar.beams=32 (repeatable)",
+    add_set_option(
+        parser,
+        "override one config value, e.g. lidar.beams=32 (repeatable)", dest="set",
     )
     parser.add_argument(
         "--no-parallax",

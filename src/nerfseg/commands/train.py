@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from nerfseg.commands.options import add_set_option
+
 EPILOG = """\
 Run folder (--out):
   config.yaml             the resolved config
@@ -60,13 +62,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("config", nargs="?", help="YAML preset, e.g. configs/synthetic/supervised.yaml")
     parser.add_argument("--out", metavar="RUN_DIR", help="run folder to create (required unless --resume)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one config key, e.g. --set train.lr=0.002 (repeatable)",
+    add_set_option(
+        parser,
+        "override one config key, e.g. --set train.lr=0.002 (repeatable)",
     )
     parser.add_argument(
         "--resume",
