@@ -89,11 +89,12 @@ METHODS = {
 # Diagnostics outside the protocol, run only when named in --runs, to find what costs the geometry control
 # and nerf their points at 2 labeled scans: the geometry losses kept out of the backbone
 # (model.nerf.detach_field_features), or no semantic term on the LiDAR rays (model.nerf.lambda_sem=0).
+# name -> (the protocol method it varies, extra --set): preset and pseudo-label key are that method's.
 DIAGNOSTICS = {
-    "geometry-detached": ("geometry.yaml", ("model.nerf.detach_field_features=true",)),
-    "nerf-detached": ("nerf.yaml", ("model.nerf.detach_field_features=true",)),
-    "geometry-nosem": ("geometry.yaml", ("model.nerf.lambda_sem=0",)),
-    "nerf-nosem": ("nerf.yaml", ("model.nerf.lambda_sem=0",)),
+    "geometry-detached": ("geometry", ("model.nerf.detach_field_features=true",)),
+    "nerf-detached": ("nerf", ("model.nerf.detach_field_features=true",)),
+    "geometry-nosem": ("geometry", ("model.nerf.lambda_sem=0",)),
+    "nerf-nosem": ("nerf", ("model.nerf.lambda_sem=0",)),
 }
 PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "mean-teacher": "train/consistency_pseudo_accuracy",
@@ -104,9 +105,21 @@ PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "nerf+mean-teacher": "train/render_pseudo_accuracy",
     "nerf+lasermix": "train/render_pseudo_accuracy",
     "nerf-oracle": "train/render_pseudo_accuracy",
-    "nerf-detached": "train/render_pseudo_accuracy",
-    "nerf-nosem": "train/render_pseudo_accuracy",
 }
+
+
+def base_method(method: str) -> str:
+    """The protocol method a diagnostic varies (a protocol method is its own)."""
+    return DIAGNOSTICS[method][0] if method in DIAGNOSTICS else method
+
+
+def method_preset(method: str) -> tuple[str, tuple[str, ...]]:
+    """(preset file, extra --set) of a protocol method or a diagnostic."""
+    if method in DIAGNOSTICS:
+        base, extra = DIAGNOSTICS[method]
+        preset, base_extra = METHODS[base]
+        return preset, (*base_extra, *extra)
+    return METHODS[method]
 
 
 def plan(quick: bool, seeds: list[int], fractions: list[float], rigs: list[str], methods: list[str] | None):
@@ -175,7 +188,7 @@ def prepare_data(out: Path, rig: Rig, data_seed: int, sim_set: list[str]) -> Pat
 
 
 def train_run(out: Path, root: Path, rig: Rig, method: str, fraction: float, seed: int, steps: int) -> dict:
-    preset, extra = {**METHODS, **DIAGNOSTICS}[method]
+    preset, extra = method_preset(method)
     name = f"{rig.name}_{method}_{fraction:g}_s{seed}"
     run_dir = out / "runs" / name
     sets = [
@@ -197,7 +210,7 @@ def train_run(out: Path, root: Path, rig: Rig, method: str, fraction: float, see
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
     val = [r for r in records if "val/miou" in r]
     train_records = [r for r in records if "train/loss" in r]
-    key = PSEUDO_KEYS.get(method)
+    key = PSEUDO_KEYS.get(base_method(method))
     accuracy = None
     if key:
         half = [r[key] for r in train_records[len(train_records) // 2:] if key in r]
