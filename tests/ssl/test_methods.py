@@ -109,10 +109,12 @@ class _RelabeledSource:
         return replace(sample, labels=rng.integers(0, 19, sample.labels.shape[0]).astype(np.int64))
 
 
-def _one_step(cfg, unlabeled_source):
-    """Losses and weights after one step from fixed initial weights on fixed batches."""
+def _one_step(cfg, unlabeled_source=None):
+    """Losses and weights after one step from fixed initial weights on fixed batches (the unlabeled scans
+    read from ``unlabeled_source``, by default the training split itself)."""
     label_map = DatasetKind(cfg.data.dataset).label_map
     source = open_split(cfg, "train")
+    unlabeled_source = source if unlabeled_source is None else unlabeled_source
     labeled = labeled_indices(cfg, source)
     unlabeled = np.setdiff1d(np.arange(len(source)), labeled)
     state = build_state(cfg, label_map.num_classes, torch.device("cpu"))

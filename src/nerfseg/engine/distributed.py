@@ -213,12 +213,15 @@ class StepModule(nn.Module):
         self.model = model
         self.head = head
 
-    def forward(self, recipe, teacher, loss_fn, ssl, labeled, unlabeled, generator, num_classes: int):
+    def forward(
+        self, recipe, teacher, loss_fn, ssl, labeled, unlabeled, generator, num_classes: int,
+        ramp: float = 1.0,
+    ):
         """:func:`nerfseg.ssl.methods.method_losses` of the step -> (losses, metrics)."""
         from nerfseg.ssl.methods import StepModels, method_losses
 
         models = StepModels(self.model, self.head, teacher)
-        return method_losses(recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes)
+        return method_losses(recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes, ramp)
 
 
 def wrap_student(ctx: DistContext, model: nn.Module, head: nn.Module | None,

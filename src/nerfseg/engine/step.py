@@ -11,6 +11,7 @@ from nerfseg.engine.build import autocast
 from nerfseg.engine.losses import SegmentationLoss
 from nerfseg.engine.run_state import RunState
 from nerfseg.ssl.methods import StepModels, method_losses
+from nerfseg.ssl.ramp import pseudo_label_ramp
 from nerfseg.ssl.recipe import Recipe
 
 
@@ -38,14 +39,16 @@ def train_step(
     labeled = labeled.to(device)
     unlabeled = None if unlabeled is None else unlabeled.to(device)
     models = StepModels(state.model, state.head, state.teacher)
+    ramp = pseudo_label_ramp(step, cfg.ssl.rampup_steps)
     with autocast(device, cfg.train.bf16):
         if step_module is not None:
             losses, metrics = step_module(
-                recipe, state.teacher, loss_fn, cfg.ssl, labeled, unlabeled, state.generator, num_classes
+                recipe, state.teacher, loss_fn, cfg.ssl, labeled, unlabeled, state.generator, num_classes,
+                ramp,
             )
         else:
             losses, metrics = method_losses(
-                recipe, models, loss_fn, cfg.ssl, labeled, unlabeled, state.generator, num_classes
+                recipe, models, loss_fn, cfg.ssl, labeled, unlabeled, state.generator, num_classes, ramp
             )
     total = losses["total"]
     state.optimizer.zero_grad(set_to_none=True)

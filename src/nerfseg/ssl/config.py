@@ -121,8 +121,16 @@ class CameraRaysConfig:
 
 @dataclass
 class SslConfig:
-    """Hyper-parameters of the semi-supervised parts; a method reads only the parts it uses."""
+    """Hyper-parameters of the semi-supervised parts; a method reads only the parts it uses.
 
+    Attributes:
+        rampup_steps: the pseudo-label terms (mean-teacher consistency, LaserMix's mixed scans, projection,
+            camera render) are weighted by :func:`nerfseg.ssl.ramp.pseudo_label_ramp`, rising from ~0 to 1
+            over this many optimiser steps, while the teacher is still learning (0 = full weight at once).
+            The LiDAR-ray geometry loss needs no teacher and is never ramped.
+    """
+
+    rampup_steps: int = 0
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     pseudo: PointPseudoLabelConfig = field(default_factory=PointPseudoLabelConfig)
     lasermix: LaserMixConfig = field(default_factory=LaserMixConfig)

@@ -94,6 +94,7 @@ def method_losses(
     unlabeled,
     generator: torch.Generator,
     num_classes: int,
+    ramp: float = 1.0,
 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """The named losses of one step and the scalar metrics to log.
 
@@ -107,6 +108,8 @@ def method_losses(
             draws none.
         generator: random source of LiDAR rays, camera rays, LaserMix areas (on the device).
         num_classes: C.
+        ramp: weight of the pseudo-label terms at this step (:func:`nerfseg.ssl.ramp.pseudo_label_ramp`),
+            applied on top of each term's own weight.
 
     Returns:
         (losses: each weighted term and ``total``, all scalar tensors; metrics: floats such as
@@ -114,6 +117,8 @@ def method_losses(
     """
     terms: dict[str, torch.Tensor] = {}
     metrics: dict[str, float] = {}
+    if recipe.uses_teacher:
+        metrics["pseudo_ramp"] = ramp
     out_labeled = models.model(labeled)
     sup = loss_fn(out_labeled.point_logits, labeled.labels)
     terms["supervised"] = sup["total"]
@@ -122,7 +127,7 @@ def method_losses(
         _add_geometry(terms, metrics, "labeled", models.head, out_labeled, labeled, generator)
     if unlabeled is not None and recipe.uses_unlabeled:
         _unlabeled_terms(
-            recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes, terms, metrics
+            recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes, terms, metrics, ramp
         )
     terms["total"] = torch.stack([v.float() for v in terms.values()]).sum()
     return terms, metrics
@@ -140,7 +145,7 @@ def _add_geometry(
 
 
 def _unlabeled_terms(
-    recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes, terms, metrics
+    recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes, terms, metrics, ramp
 ) -> None:
     truth = unlabeled.metric_labels
     teacher = teacher_points(models.teacher, unlabeled.teacher) if recipe.uses_teacher else None
@@ -149,7 +154,7 @@ def _unlabeled_terms(
     student_volume = models.head.build_volume(student) if recipe.uses_head else None
     if recipe.consistency:
         pseudo = confident_labels(teacher, ssl.pseudo.threshold)
-        terms["consistency"] = ssl.pseudo.weight * pseudo_label_ce(student.point_logits, pseudo)
+        terms["consistency"] = ramp * ssl.pseudo.weight * pseudo_label_ce(student.point_logits, pseudo)
         _log_accuracy(metrics, "consistency", pseudo, truth)
     if recipe.lasermix:
         from nerfseg.ssl.lasermix import lasermix_batch
@@ -160,12 +165,13 @@ def _unlabeled_terms(
             ssl.lasermix.pitch_max, generator,
         )
         out_mixed = models.model(mixed.batch)
-        terms["lasermix"] = ssl.lasermix.weight * loss_fn(out_mixed.point_logits, mixed.batch.labels)["total"]
+        mixed_loss = loss_fn(out_mixed.point_logits, mixed.batch.labels)["total"]
+        terms["lasermix"] = ramp * ssl.lasermix.weight * mixed_loss
     if recipe.projection:
         from nerfseg.ssl.projection_step import projection_labels
 
         pseudo = projection_labels(unlabeled, teacher.classes, num_classes, ssl.projection)
-        terms["projection"] = ssl.projection.weight * pseudo_label_ce(student.point_logits, pseudo)
+        terms["projection"] = ramp * ssl.projection.weight * pseudo_label_ce(student.point_logits, pseudo)
         _log_accuracy(metrics, "projection", pseudo, truth)
     if recipe.camera:
         from nerfseg.ssl.camera_step import camera_render_loss
@@ -173,7 +179,7 @@ def _unlabeled_terms(
         loss, camera_metrics = camera_render_loss(
             models, teacher.output, student, unlabeled, ssl.camera, num_classes, generator, student_volume
         )
-        terms["render"] = ssl.camera.weight * loss
+        terms["render"] = ramp * ssl.camera.weight * loss
         metrics.update(camera_metrics)
     if recipe.geometry:
         _add_geometry(
