@@ -87,14 +87,21 @@ METHODS = {
     "projection-oracle": ("projection.yaml", ("ssl.projection.oracle=true",)),
 }
 # Diagnostics outside the protocol, run only when named in --runs, to find what costs the geometry control
-# and nerf their points at 2 labeled scans: the geometry losses kept out of the backbone
-# (model.nerf.detach_field_features), or no semantic term on the LiDAR rays (model.nerf.lambda_sem=0).
+# and nerf their points at 2 labeled scans. The "-shared" ones render the point classifier's semantics
+# (model.nerf.semantics_from_point_head=true, the default until 2026-12-02); with it, the geometry losses kept
+# out of the backbone (model.nerf.detach_field_features), or no semantic term on the LiDAR rays
+# (model.nerf.lambda_sem=0). "nerf-ramp": the pseudo-label terms ramped in over half the budget.
 # name -> (the protocol method it varies, extra --set): preset and pseudo-label key are that method's.
+SHARED = "model.nerf.semantics_from_point_head=true"
 DIAGNOSTICS = {
-    "geometry-detached": ("geometry", ("model.nerf.detach_field_features=true",)),
-    "nerf-detached": ("nerf", ("model.nerf.detach_field_features=true",)),
-    "geometry-nosem": ("geometry", ("model.nerf.lambda_sem=0",)),
-    "nerf-nosem": ("nerf", ("model.nerf.lambda_sem=0",)),
+    "nerf-shared": ("nerf", (SHARED,)),
+    "geometry-shared": ("geometry", (SHARED,)),
+    "nerf-oracle-shared": ("nerf-oracle", (SHARED,)),
+    "geometry-shared-detached": ("geometry", (SHARED, "model.nerf.detach_field_features=true")),
+    "nerf-shared-detached": ("nerf", (SHARED, "model.nerf.detach_field_features=true")),
+    "geometry-shared-nosem": ("geometry", (SHARED, "model.nerf.lambda_sem=0")),
+    "nerf-shared-nosem": ("nerf", (SHARED, "model.nerf.lambda_sem=0")),
+    "nerf-ramp": ("nerf", ("ssl.rampup_steps=200",)),
 }
 PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "mean-teacher": "train/consistency_pseudo_accuracy",
@@ -191,6 +198,7 @@ def train_run(out: Path, root: Path, rig: Rig, method: str, fraction: float, see
     preset, extra = method_preset(method)
     name = f"{rig.name}_{method}_{fraction:g}_s{seed}"
     run_dir = out / "runs" / name
+    run_dir.parent.mkdir(parents=True, exist_ok=True)
     sets = [
         f"data.root={root}", f"data.label_fraction={fraction}", f"data.label_seed={seed}",
         f"train.seed={seed}", f"train.max_steps={steps}", "train.num_threads=1", "train.progress=false",

@@ -51,7 +51,9 @@ def test_warmup_ramps_the_decay():
 
 
 def test_shared_point_classifier_follows_the_copy():
-    cfg = load_config(None, ["method=nerf", *TINY_SEGMENTOR_OVERRIDES])
+    cfg = load_config(
+        None, ["method=nerf", "model.nerf.semantics_from_point_head=true", *TINY_SEGMENTOR_OVERRIDES]
+    )
     model, head = build_model(cfg, 19)
     assert head.point_classifier.__self__ is model.head
     teacher = MeanTeacher({"model": model, "head": head}, TeacherConfig())

@@ -68,8 +68,12 @@ class NerfConfig:
             steps is 0.76 m against 0.24 m (benchmarks/results/camera_coverage.md): opt-in until fixed.
         semantics_from_point_head: the samples' semantic logits come from the segmentor's point classifier
             (:meth:`NerfHead.use_point_classifier`) rather than the field's own branch, so what camera rays
-            teach reaches the classifier used at inference (issue 10's oracle check; the field's branch
-            then only serves density).
+            teach reaches the classifier used at inference directly. Off by default: on the synthetic
+            benchmark (2.5 % labels, paired seeds 0 / 1) `nerf` with the field's own branch reached 50.8 /
+            47.6 % mIoU against 43.5 / 38.5 % with the shared classifier, which the fused labels' errors and
+            the LiDAR-ray semantic term train on features interpolated off the surface. With ground-truth
+            pixel labels (the oracle) sharing gains more (61.8 against 58.7 %): the camera's labels then
+            reach the classifier unspoiled (benchmarks/results/ssl_synthetic_notes.md).
         volume_fine_features: also read the stride-1 voxel features beside the coarse volume's (the field
             sees where inside a cell the LiDAR surface lies; occupancy stays the coarse volume's).
         detach_field_features: the field MLP (density, and its own semantic branch) reads the voxel features
@@ -103,7 +107,7 @@ class NerfConfig:
     volume_stride: int = 1
     volume_dilation: int = 0
     volume_fine_features: bool = False
-    semantics_from_point_head: bool = True
+    semantics_from_point_head: bool = False
     detach_field_features: bool = False
 
     def validate(self) -> NerfConfig:
