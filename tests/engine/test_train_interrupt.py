@@ -20,6 +20,12 @@ STEPS = 12
 EXIT_WITHIN_S = 2.0
 
 
+def _sigint_as_from_a_terminal() -> None:
+    """The child's SIGINT at its default, as a terminal starts a command (a test run started in the
+    background by a non-interactive shell inherits SIGINT ignored, and Python then keeps ignoring it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _command(root: Path, run: Path) -> list[str]:
     sets = [
         f"data.root={root}", f"train.max_steps={STEPS}", "train.checkpoint_every=1", "train.log_every=1",
@@ -37,7 +43,8 @@ def _interrupt(command: list[str], run: Path, second_after_s: float | None):
     its checkpoint of step 2; returns (returncode, seconds from the first SIGINT to the exit, stderr,
     worker pids)."""
     proc = subprocess.Popen(command, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, start_new_session=True)  # fmt: skip
+                            text=True, start_new_session=True,
+                            preexec_fn=_sigint_as_from_a_terminal)  # fmt: skip
     last = run / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None and checkpoint_step(last) < 2:
@@ -108,7 +115,8 @@ def test_watchdog_ends_a_process_stuck_in_one_long_torch_call(tmp_path):
     (tmp_path / "checkpoints").mkdir()
     (tmp_path / "checkpoints" / "last.pt").write_bytes(b"")
     proc = subprocess.Popen([sys.executable, "-c", LONG_CALL, str(tmp_path)], env=subprocess_env(),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_as_from_a_terminal)  # fmt: skip
     assert proc.stdout.readline().strip() == "busy"
     time.sleep(0.5)  # inside the call
     started = time.monotonic()
