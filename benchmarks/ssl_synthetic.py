@@ -90,7 +90,8 @@ METHODS = {
 # and nerf their points at 2 labeled scans. The "-shared" ones render the point classifier's semantics
 # (model.nerf.semantics_from_point_head=true, the default until 2026-12-02); with it, the geometry losses kept
 # out of the backbone (model.nerf.detach_field_features), or no semantic term on the LiDAR rays
-# (model.nerf.lambda_sem=0). "nerf-ramp": the pseudo-label terms ramped in over half the budget.
+# (model.nerf.lambda_sem=0). "nerf-ramp": the pseudo-label terms ramped in over half the budget;
+# "nerf-strict-masks": a mask labels its pixels only where its mean distribution peaks at >= 0.7 (not 0.4).
 # name -> (the protocol method it varies, extra --set): preset and pseudo-label key are that method's.
 SHARED = "model.nerf.semantics_from_point_head=true"
 DIAGNOSTICS = {
@@ -102,6 +103,7 @@ DIAGNOSTICS = {
     "geometry-shared-nosem": ("geometry", (SHARED, "model.nerf.lambda_sem=0")),
     "nerf-shared-nosem": ("nerf", (SHARED, "model.nerf.lambda_sem=0")),
     "nerf-ramp": ("nerf", ("ssl.rampup_steps=200",)),
+    "nerf-strict-masks": ("nerf", ("ssl.camera.fusion.tau_mask=0.7",)),
 }
 PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "mean-teacher": "train/consistency_pseudo_accuracy",
