@@ -6,7 +6,8 @@ from nerfseg import threads as _threads
 
 # Before torch loads: libgomp reads OMP_WAIT_POLICY once (nerfseg/threads.py). A process that imported torch
 # first with the variable unset keeps spinning OpenMP threads: say so once, with the two fixes.
-if not _threads.prefer_passive_wait_policy() and _threads.torch_loaded_first():
+_threads.prefer_passive_wait_policy()
+if _threads.torch_loaded_first():
     import warnings as _warnings
 
     _warnings.warn(
