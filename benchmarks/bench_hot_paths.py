@@ -59,23 +59,13 @@ METHODS = (
     "nerf+mean-teacher",
     "nerf+lasermix",
 )
-sys.path.insert(0, str(HERE))  # the sibling benchmarks (bench_train_step, bench_loader) are reused
-
+sys.path.insert(0, str(HERE))  # the sibling benchmarks (bench_sparse, bench_train_step, bench_loader) are
+# reused: wall seconds of `repeats` calls after `warmup` untimed ones, and the n x n matmul's GFLOP/s
+from bench_sparse import matmul_peak  # noqa: E402
+from bench_sparse import timings as timed_runs  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------------
 # measuring
-
-
-def timed_runs(fn, repeats: int, warmup: int = 1) -> list[float]:
-    """Wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return times
 
 
 def measure_peaks(repeats: int = 5) -> dict:
@@ -86,10 +76,7 @@ def measure_peaks(repeats: int = 5) -> dict:
     peaks = {"matmul_n": n, "threads": torch.get_num_threads()}
     dtypes = [("float32", torch.float32)] + ([("bf16", torch.bfloat16)] if cpu_isa().native_bf16 else [])
     for name, dtype in dtypes:
-        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
-        out = torch.empty(n, n, dtype=dtype)
-        best = min(timed_runs(lambda a=a, b=b, out=out: torch.mm(a, b, out=out), repeats))
-        peaks[f"{name}_gflops"] = 2 * n**3 / best / 1e9
+        peaks[f"{name}_gflops"] = matmul_peak(repeats, dtype, n)
     peaks.setdefault("bf16_gflops", None)
     src = torch.ones(64 << 20)  # 256 MiB of float32
     dst = torch.empty_like(src)

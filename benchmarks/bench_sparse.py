@@ -93,9 +93,11 @@ def lidar_scan(num_azimuth: int, num_beams: int = 64, seed: int = 0, max_range: 
     return np.concatenate([pts, rng.uniform(0, 1, (len(pts), 1))], 1).astype(np.float32)
 
 
-def timings(fn, repeats: int, clock=time.perf_counter) -> list[float]:
-    """Seconds of ``repeats`` timed calls after one warm-up (wall clock unless another clock is given)."""
-    fn()  # warm-up
+def timings(fn, repeats: int, warmup: int = 1, clock=time.perf_counter) -> list[float]:
+    """Seconds of ``repeats`` timed calls after ``warmup`` untimed ones (wall clock unless another clock is
+    given)."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         start = clock()
@@ -106,7 +108,7 @@ def timings(fn, repeats: int, clock=time.perf_counter) -> list[float]:
 
 def best_of(fn, repeats: int, clock=time.perf_counter) -> float:
     """Best of ``repeats`` timed calls after one warm-up."""
-    return min(timings(fn, repeats, clock))
+    return min(timings(fn, repeats, clock=clock))
 
 
 def one_thread_cpu_time(fn, repeats: int) -> float:
