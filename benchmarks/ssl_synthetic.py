@@ -91,7 +91,14 @@ METHODS = {
 # (model.nerf.semantics_from_point_head=true, the default until 2026-12-02); with it, the geometry losses kept
 # out of the backbone (model.nerf.detach_field_features), or no semantic term on the LiDAR rays
 # (model.nerf.lambda_sem=0). "nerf-ramp": the pseudo-label terms ramped in over half the budget;
-# "nerf-strict-masks": a mask labels its pixels only where its mean distribution peaks at >= 0.7 (not 0.4).
+# "nerf-strict-masks": a mask labels its pixels only where its mean distribution peaks at >= 0.7 (not 0.4);
+# "nerf-rays4k": four times the camera-ray budget (4096 rays per image and step); "nerf-slow-teacher": the EMA
+# at 0.99 from the first step (no warmup; the warmup keeps the decay at (1+s)/(10+s) <= 0.978 throughout a
+# 400-step run) with the pseudo-label terms ramped in over 100 steps so that the near-initial teacher of the
+# first steps is muted; "nerf-weight3": the render loss weighted 3 (not 1); "nerf-points": the fused pixel
+# labels also given to the points whose distance agrees with their cell's rendered surface (within 0.5 m),
+# learnt by the point classifier (ssl.camera.points); "nerf-points-agree": only where the teacher's point
+# classifier predicts the same class.
 # name -> (the protocol method it varies, extra --set): preset and pseudo-label key are that method's.
 SHARED = "model.nerf.semantics_from_point_head=true"
 DIAGNOSTICS = {
@@ -104,6 +111,13 @@ DIAGNOSTICS = {
     "nerf-shared-nosem": ("nerf", (SHARED, "model.nerf.lambda_sem=0")),
     "nerf-ramp": ("nerf", ("ssl.rampup_steps=200",)),
     "nerf-strict-masks": ("nerf", ("ssl.camera.fusion.tau_mask=0.7",)),
+    "nerf-rays4k": ("nerf", ("ssl.camera.sampler.budget=4096",)),
+    "nerf-slow-teacher": ("nerf", ("ssl.teacher.ema_warmup=false", "ssl.rampup_steps=100")),
+    "nerf-weight3": ("nerf", ("ssl.camera.weight=3.0",)),
+    "nerf-points": ("nerf", ("ssl.camera.points.weight=1.0",)),
+    "nerf-points-agree": (
+        "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.points.agree_with_teacher=true")
+    ),
 }
 PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "mean-teacher": "train/consistency_pseudo_accuracy",

@@ -170,6 +170,12 @@ class Config:
             (self.train.lr > 0, "train.lr", "must be > 0"),
             (0.0 < self.train.pct_start < 1.0, "train.pct_start", "must be in (0, 1)"),
             (self.train.device in ("auto", "cpu", "cuda"), "train.device", "must be auto, cpu or cuda"),
+            (self.ssl.camera.points.weight >= 0, "ssl.camera.points.weight", "must be >= 0"),
+            (
+                self.ssl.camera.points.depth_tolerance >= 0,
+                "ssl.camera.points.depth_tolerance",
+                "must be >= 0 metres",
+            ),
             (
                 self.augment.scale_min <= self.augment.scale_max,
                 "augment.scale_min",

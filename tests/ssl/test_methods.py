@@ -159,3 +159,23 @@ def test_a_missing_mask_entry_is_one_clear_error_naming_the_image(sim_ssl_root, 
                                                                "masks.compute_missing=true"))
     assert train(computed, tmp_path / "run2").step == 1
     assert list((tmp_path / "fill").rglob("*.npz"))
+
+
+@pytest.mark.parametrize("agree", [False, True])
+def test_camera_point_route_is_its_own_term_and_reads_no_unlabeled_label(sim_ssl_root, agree, one_thread):
+    points = ("ssl.camera.points.weight=1.0", f"ssl.camera.points.agree_with_teacher={str(agree).lower()}")
+    cfg = _cfg(sim_ssl_root, Method.NERF, extra=points)
+    source = open_split(cfg, "train")
+    reference, ref_weights, _ = _one_step(cfg, source)
+    assert np.isfinite(reference["camera_points"])
+    assert reference["loss"] == pytest.approx(
+        sum(reference[t] for t in EXPECTED_TERMS[Method.NERF] | {"camera_points"}), rel=1e-5
+    )
+    coverage = reference["camera_points_pseudo_coverage"]
+    assert coverage < 1.0  # the camera sees only part of the scan
+    assert coverage > 0.0 or agree  # an untrained teacher's two heads may agree nowhere
+    for mode in ("shuffle", "none"):
+        metrics, weights, _ = _one_step(cfg, _RelabeledSource(source, mode))
+        assert metrics["camera_points"] == reference["camera_points"], mode
+        for key, value in ref_weights.items():
+            assert torch.equal(weights[key], value), (mode, key)

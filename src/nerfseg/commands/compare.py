@@ -480,10 +480,10 @@ def camera_view_figure(run: RunInfo, sample, stride: int, device: str, path: Pat
         if mask_ids is not None:
             t_model, t_head = teacher
             volume = t_head.build_volume(t_model(batch))
-            labels, _ = camera_pseudo_labels(
+            fused = camera_pseudo_labels(
                 t_head, volume, camera, grid, grid.pixels.to(dev), 0, index, mask_ids, None, camera_cfg
             )
-            pseudo = labels.cpu().numpy()
+            pseudo = fused.labels.cpu().numpy()
     truth, truth_title = _camera_truth(sample, camera, grid, label_map)
     coverage = "" if pseudo is None else f", {(pseudo != 255).mean():.0%} of pixels labeled"
     panels = [

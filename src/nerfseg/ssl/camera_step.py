@@ -13,23 +13,57 @@ Per unlabeled scan and chosen camera:
 
 The oracle diagnostic (``oracle: true``) replaces step 2 by the ground-truth semantic image at the same pixels
 (with the same opacity gate), an upper bound for what better pseudo-labels could give.
+
+With ``points.weight > 0`` the fused pixel labels also go to the teacher view's points whose distance agrees
+with the rendered surface of their cell (:mod:`nerfseg.ssl.camera_points`); the caller learns them with the
+point classifier.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 
 from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.geometry.rays import PixelGrid, RayBundle, camera_ray_bundle, read_at_pixels
+from nerfseg.ssl.camera_points import camera_point_labels
 from nerfseg.ssl.config import CameraRaysConfig
 from nerfseg.ssl.fusion import fuse_pseudo_labels
 from nerfseg.ssl.ray_sampler import pixel_flat_index, sample_rays_with
 
 
+@dataclass
+class PixelPseudoLabels:
+    """The teacher's render of one camera's reduced grid and its fused pseudo-labels, all (H', W').
+
+    Attributes:
+        labels: int64 pseudo-labels, IGNORE_INDEX where none; confidence: float32 their confidence.
+        depth: float32 rendered ``D`` (sum of weight x distance from the camera centre), metres;
+        opacity: float32 rendered opacity ``A``.
+    """
+
+    labels: torch.Tensor
+    confidence: torch.Tensor
+    depth: torch.Tensor
+    opacity: torch.Tensor
+
+
+@dataclass
+class CameraLoss:
+    """What :func:`camera_render_loss` returns: the render loss (scalar), the metrics to log, and the point
+    route's (N,) int64 pseudo-labels of the teacher view's points (IGNORE_INDEX where none; None when
+    ``points.weight`` is 0)."""
+
+    loss: torch.Tensor
+    metrics: dict[str, float]
+    point_labels: torch.Tensor | None
+
+
 def camera_pseudo_labels(
     head, volume, camera, grid: PixelGrid, pixels, scan: int, camera_index: int, mask_ids, truth,
     cfg: CameraRaysConfig,
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> PixelPseudoLabels:
     """Teacher render + fusion of one camera image on its reduced grid.
 
     Args:
@@ -41,33 +75,35 @@ def camera_pseudo_labels(
         cfg: the camera-ray settings.
 
     Returns:
-        (labels (H', W') int64 pseudo-labels or IGNORE_INDEX, confidence (H', W') float32).
+        the pseudo-labels with the render they come from (:class:`PixelPseudoLabels`).
     """
     bundle = camera_ray_bundle(camera, pixels, scan=scan, camera_index=camera_index)
     rendered = head.render_clipped(volume, bundle)
     h, w = grid.shape
     probs = rendered.probs.view(h, w, -1)
     opacity = rendered.opacity.view(h, w)
+    depth = rendered.depth.view(h, w)
     if cfg.oracle:
         if truth is None:
             raise ValueError(f"{camera.image_path}: ssl.camera.oracle needs a ground-truth semantic image")
         labels = torch.where(opacity >= cfg.tau_opacity, truth, torch.full_like(truth, IGNORE_INDEX))
-        return labels, (labels != IGNORE_INDEX).float()
+        return PixelPseudoLabels(labels, (labels != IGNORE_INDEX).float(), depth, opacity)
     ids = torch.as_tensor(read_at_pixels(mask_ids, grid.pixels)).to(pixels.device).view(h, w)
     labels, confidence = fuse_pseudo_labels(
         probs, opacity, ids, cfg.fusion.tau_mask, cfg.fusion.tau_pix, cfg.tau_opacity
     )
-    return labels, confidence.float()
+    return PixelPseudoLabels(labels, confidence.float(), depth, opacity)
 
 
 def camera_render_loss(
     models, teacher_out, student_out, unlabeled, cfg: CameraRaysConfig, num_classes: int,
     generator: torch.Generator, student_volume=None,
-) -> tuple[torch.Tensor, dict[str, float]]:
+) -> CameraLoss:
     """Cross-entropy of the student's rendered rays against fused pseudo-labels, over the batch's chosen
-    cameras; returns (loss scalar, metrics: rays drawn, pseudo-label coverage / accuracy against the
-    ground-truth images where the dataset has them). ``student_volume``: the student head's volume of
-    ``student_out`` when the caller already built it."""
+    cameras; returns the loss, the metrics (rays drawn, pseudo-label coverage / accuracy against the
+    ground-truth images where the dataset has them) and, with ``cfg.points.weight > 0``, the point route's
+    labels of the teacher view's points. ``student_volume``: the student head's volume of ``student_out``
+    when the caller already built it."""
     device = student_out.point_logits.device
     teacher_head = models.teacher["head"]
     with torch.no_grad():
@@ -75,6 +111,10 @@ def camera_render_loss(
     bundles: list[RayBundle] = []
     targets: list[torch.Tensor] = []
     labeled_pixels = total_pixels = correct = scored = 0
+    view = unlabeled.teacher
+    point_labels = None
+    if cfg.points.weight > 0:
+        point_labels = torch.full((view.points.shape[0],), IGNORE_INDEX, dtype=torch.int64, device=device)
     for scan, cameras in enumerate(unlabeled.cameras):
         for slot, c in enumerate(cameras):
             camera = unlabeled.teacher.samples[scan].cameras[c]
@@ -84,9 +124,19 @@ def camera_render_loss(
             if truth is not None:  # the ground truth on the grid, read once: metrics and the oracle
                 truth = torch.as_tensor(read_at_pixels(truth, grid.pixels)).to(device).view(grid.shape).long()
             mask_ids = unlabeled.mask_ids[scan][slot] if unlabeled.mask_ids[scan] else None
-            labels, confidence = camera_pseudo_labels(
+            pseudo = camera_pseudo_labels(
                 teacher_head, teacher_volume, camera, grid, pixels, scan, c, mask_ids, truth, cfg
             )
+            labels, confidence = pseudo.labels, pseudo.confidence
+            if point_labels is not None:
+                rows = torch.nonzero(view.batch_index == scan).squeeze(1)
+                found = camera_point_labels(
+                    view.points[rows, :3], camera, grid, labels, pseudo.depth, pseudo.opacity,
+                    cfg.points.depth_tolerance, cfg.tau_opacity,
+                )
+                # a point seen by several chosen cameras keeps the first camera's label
+                kept = point_labels[rows]
+                point_labels[rows] = torch.where(kept == IGNORE_INDEX, found, kept)
             has_label = labels != IGNORE_INDEX
             labeled_pixels += int(has_label.sum())
             total_pixels += labels.numel()
@@ -106,7 +156,7 @@ def camera_render_loss(
         metrics["render_pseudo_accuracy"] = correct / scored
     if not bundles:
         metrics["render_rays"] = 0.0
-        return student_out.point_logits.float().sum() * 0.0, metrics
+        return CameraLoss(student_out.point_logits.float().sum() * 0.0, metrics, point_labels)
     bundle = RayBundle.cat(bundles)
     labels = torch.cat(targets)
     student_head = models.head
@@ -116,4 +166,4 @@ def camera_render_loss(
     loss = -torch.log(picked.clamp_min(student_head.cfg.eps)).mean()
     metrics["render_rays"] = float(labels.numel())
     metrics["render_opacity"] = float(rendered.opacity.detach().mean())
-    return loss, metrics
+    return CameraLoss(loss, metrics, point_labels)

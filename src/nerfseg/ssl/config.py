@@ -95,6 +95,24 @@ class ProjectionConfig:
 
 
 @dataclass
+class CameraPointsConfig:
+    """The optional point route of the ``nerf`` methods (:mod:`nerfseg.ssl.camera_points`): fused pixel
+    pseudo-labels given to the unlabeled scan's points whose distance agrees with the teacher's rendered
+    surface, learnt by the point classifier with cross-entropy.
+
+    Attributes:
+        weight: weight of that cross-entropy in the total (0 = off, the route is not computed).
+        depth_tolerance: metres between a point's distance from the camera and its cell's rendered surface.
+        agree_with_teacher: keep a point's camera label only where the teacher's point classifier predicts
+            the same class (two views of the teacher must agree).
+    """
+
+    weight: float = 0.0
+    depth_tolerance: float = 0.5
+    agree_with_teacher: bool = False
+
+
+@dataclass
 class CameraRaysConfig:
     """Camera-ray self-supervision (the ``nerf`` methods, DESIGN.md steps 8-10).
 
@@ -108,6 +126,7 @@ class CameraRaysConfig:
         weight: lambda_nerf, weight of the rendered-pixel cross-entropy.
         oracle: diagnostic upper bound: supervise the rendered rays with the ground-truth ``semantic_2/``
             instead of fused pseudo-labels (only where the dataset has it; never for real results).
+        points: the point route (off by default).
     """
 
     stride: int = 4
@@ -117,6 +136,7 @@ class CameraRaysConfig:
     sampler: RaySamplerConfig = field(default_factory=RaySamplerConfig)
     weight: float = 1.0
     oracle: bool = False
+    points: CameraPointsConfig = field(default_factory=CameraPointsConfig)
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The losses of one training step, part by part (DESIGN.md step 10):
 
     L = L_sup(labeled) [+ w_mt L_consistency] [+ w_mix L_lasermix] [+ w_proj L_projection]
-        [+ lambda_nerf L_render] [+ L_geometry(labeled) + L_geometry(unlabeled)]
+        [+ lambda_nerf L_render] [+ w_pts L_camera_points] [+ L_geometry(labeled) + L_geometry(unlabeled)]
 
 :func:`method_losses` adds the parts a :class:`~nerfseg.ssl.recipe.Recipe` names. Unlabeled scans reach
 the losses only through the teacher's pseudo-labels, their masks and their geometry: the
@@ -176,11 +176,19 @@ def _unlabeled_terms(
     if recipe.camera:
         from nerfseg.ssl.camera_step import camera_render_loss
 
-        loss, camera_metrics = camera_render_loss(
+        camera = camera_render_loss(
             models, teacher.output, student, unlabeled, ssl.camera, num_classes, generator, student_volume
         )
-        terms["render"] = ramp * ssl.camera.weight * loss
-        metrics.update(camera_metrics)
+        terms["render"] = ramp * ssl.camera.weight * camera.loss
+        metrics.update(camera.metrics)
+        if camera.point_labels is not None:
+            pseudo = camera.point_labels
+            if ssl.camera.points.agree_with_teacher:
+                ignore = torch.full_like(pseudo, IGNORE_INDEX)
+                pseudo = torch.where(pseudo == teacher.classes, pseudo, ignore)
+            weight = ramp * ssl.camera.points.weight
+            terms["camera_points"] = weight * pseudo_label_ce(student.point_logits, pseudo)
+            _log_accuracy(metrics, "camera_points", pseudo, truth)
     if recipe.geometry:
         _add_geometry(
             terms, metrics, "unlabeled", models.head, student, unlabeled.student, generator, student_volume
