@@ -3,8 +3,13 @@
 Tolerances, measured on this dataset with the tiny model (6 steps, global batch 2, relative to the loss), as
 the spread between two one-process runs that differ only in the order of the scans inside each batch:
 
-* ``supervised``: 2.7e-6 (summation order only). Test tolerance SUPERVISED_RTOL = 1e-5. (Measured 2-process
-  vs 1-process: 6.1e-7: sync batch norm and the gathered CE + Lovász make the math the one-process math.)
+* ``supervised``: 2.7e-6 (summation order only). (Measured 2-process vs 1-process: 6.1e-7: sync batch norm
+  and the gathered CE + Lovász make the math the one-process math.) Those figures are from a host with
+  AVX-512. On an AVX2-only host (2026-12-02, same torch) 2-process vs 1-process measured 7.7e-7 at step 2,
+  8.7e-5 at step 3 and 1.4e-4 at step 4, at this commit and at 1620d93 alike: float32 matmul kernels there
+  round a 1-scan and a 2-scan batch differently and the optimiser grows the difference step by step. Test
+  tolerance SUPERVISED_RTOL = 1e-3, 7x that spread and still 100x below the nerf spread; the exact checks
+  (same points per step, replicas agreeing) stay exact.
 * ``nerf``: 4.6e-2 (the scan order also hands the random LiDAR / camera ray draws and the sample jitter to
   other scans, as a second process does). Test tolerance NERF_RTOL = 0.1. (Measured 2-process: 2.9e-2.)
 """
@@ -26,7 +31,7 @@ from train_testing import SMALL_HEAD_OVERRIDES, TINY_SEGMENTOR_OVERRIDES, subpro
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 4
-SUPERVISED_RTOL = 1e-5
+SUPERVISED_RTOL = 1e-3
 NERF_RTOL = 0.1
 
 
