@@ -98,7 +98,9 @@ METHODS = {
 # first steps is muted; "nerf-weight3": the render loss weighted 3 (not 1); "nerf-points": the fused pixel
 # labels also given to the points whose distance agrees with their cell's rendered surface (within 0.5 m),
 # learnt by the point classifier (ssl.camera.points); "nerf-points-agree": only where the teacher's point
-# classifier predicts the same class.
+# classifier predicts the same class. "nerf-vol11": the render volume of the stride-1 voxels dilated by one
+# (model.nerf.volume_stride=1, volume_dilation=1) with the LiDAR-ray free-space loss (lambda_free 1, margin
+# 0.2 m), the one volume that met both camera-coverage targets (benchmarks/results/camera_coverage_vol11.md).
 # name -> (the protocol method it varies, extra --set): preset and pseudo-label key are that method's.
 SHARED = "model.nerf.semantics_from_point_head=true"
 DIAGNOSTICS = {
@@ -115,6 +117,8 @@ DIAGNOSTICS = {
     "nerf-slow-teacher": ("nerf", ("ssl.teacher.ema_warmup=false", "ssl.rampup_steps=100")),
     "nerf-weight3": ("nerf", ("ssl.camera.weight=3.0",)),
     "nerf-points": ("nerf", ("ssl.camera.points.weight=1.0",)),
+    "nerf-vol11": ("nerf", ("model.nerf.volume_stride=1", "model.nerf.volume_dilation=1",
+                            "model.nerf.lambda_free=1.0", "model.nerf.lidar_free_margin=0.2")),
     "nerf-points-agree": (
         "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.points.agree_with_teacher=true")
     ),
