@@ -24,6 +24,7 @@ its checkpoint. Writes ``DIR/ssl_synthetic.json`` (``{"protocol", "environment",
 (mean +- std per rig, fraction and method) after every run.
 
     .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --quick          # 3 runs, 2 at a time
+    .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --quick --rigs ring   # the same on the ring
     .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --seeds 0,1,2 --jobs 2
     .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl2 --data-seed 7 --sim-set lidar.beams=32
 """
@@ -151,8 +152,8 @@ def method_preset(method: str) -> tuple[str, tuple[str, ...]]:
 
 def plan(quick: bool, seeds: list[int], fractions: list[float], rigs: list[str], methods: list[str] | None):
     """(rig, method, fraction, seed) of every run of the protocol."""
-    if quick:
-        return [("front", m, 0.025, seeds[0]) for m in ("supervised", "projection", "nerf")]
+    if quick:  # the first rig named (front unless --rigs says otherwise)
+        return [(rigs[0], m, 0.025, seeds[0]) for m in ("supervised", "projection", "nerf")]
     runs = []
     for rig in rigs:
         rig_fractions = fractions if rig == "front" else [max(fractions)]
@@ -304,7 +305,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--quick", action="store_true", help="supervised, projection, nerf: 2.5 %%, 1 seed")
+    parser.add_argument("--quick", action="store_true", help="supervised, projection, nerf: 2.5 %%, 1 seed, on the first of --rigs")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--fractions", default="0.0125,0.025")
     parser.add_argument("--rigs", default="front,ring")
