@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--quick", action="store_true", help="supervised, projection, nerf: 2.5 %%, 1 seed, on the first of --rigs")
+    parser.add_argument("--quick", action="store_true",
+                        help="supervised, projection, nerf: 2.5 %%, 1 seed, on the first of --rigs")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--fractions", default="0.0125,0.025")
     parser.add_argument("--rigs", default="front,ring")
