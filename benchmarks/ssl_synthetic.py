@@ -118,11 +118,11 @@ DIAGNOSTICS = {
     "nerf-slow-teacher": ("nerf", ("ssl.teacher.ema_warmup=false", "ssl.rampup_steps=100")),
     "nerf-weight3": ("nerf", ("ssl.camera.weight=3.0",)),
     "nerf-points": ("nerf", ("ssl.camera.points.weight=1.0",)),
-    "nerf-vol11": ("nerf", ("model.nerf.volume_stride=1", "model.nerf.volume_dilation=1",
-                            "model.nerf.lambda_free=1.0", "model.nerf.lidar_free_margin=0.2")),
     "nerf-points-agree": (
         "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.points.agree_with_teacher=true")
     ),
+    "nerf-vol11": ("nerf", ("model.nerf.volume_stride=1", "model.nerf.volume_dilation=1",
+                            "model.nerf.lambda_free=1.0", "model.nerf.lidar_free_margin=0.2")),
 }
 PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "mean-teacher": "train/consistency_pseudo_accuracy",

@@ -74,12 +74,9 @@ class LabelMap:
         raw = np.asarray(raw)
         if raw.size and raw.dtype.kind in "iu" and int(raw.min()) >= 0 and int(raw.max()) < 1 << 20:
             present = np.flatnonzero(np.bincount(raw.ravel())).astype(np.int64)  # ~5x np.unique's speed
-        elif raw.dtype == np.uint64:  # ids >= 2**63 would wrap negative as int64: keep them unsigned
-            present = np.unique(raw)
-            return present[~np.isin(present, self.known_raw_ids.astype(np.uint64))]
-        else:
-            present = np.unique(raw.astype(np.int64))
-        return present[~np.isin(present, self.known_raw_ids)]
+        else:  # uint64 stays unsigned: ids >= 2**63 would wrap negative as int64
+            present = np.unique(raw.astype(np.uint64 if raw.dtype == np.uint64 else np.int64))
+        return present[~np.isin(present, self.known_raw_ids.astype(present.dtype))]
 
 
 def _build(
