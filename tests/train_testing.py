@@ -74,20 +74,34 @@ def kill_at_checkpoint(
 ) -> list[int]:
     """Start ``command`` (a training), SIGKILL it once ``checkpoint`` holds step >= ``min_step``, and return
     the pids of its child processes (loader workers) seen just before the kill. Fails if the training ends
-    first (with the tail of its stderr)."""
+    first (with the tail of its stderr).
+
+    The training is held with SIGSTOP while the checkpoint is read and its children listed, and runs only
+    during the ``poll_s`` sleeps between reads: however slow a read is on a loaded machine, the training
+    advances at most ``poll_s`` of its own time past the first checkpoint at ``min_step`` before the kill
+    (a tiny run's last steps take well under a second, so an unheld training could finish, stop its
+    workers and write its final checkpoint while a read was under way)."""
     import signal
     import subprocess
     import time
 
     proc = subprocess.Popen(command, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and proc.poll() is None and checkpoint_step(checkpoint) < min_step:
-        time.sleep(poll_s)
-    assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
-    children = child_pids(proc.pid)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stderr.close()
+    children: list[int] = []
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            proc.send_signal(signal.SIGSTOP)
+            if checkpoint_step(checkpoint) >= min_step:
+                children = child_pids(proc.pid)
+                break
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(poll_s)
+        assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
+        assert checkpoint_step(checkpoint) >= min_step, f"no checkpoint at step >= {min_step} in {timeout_s} s"
+    finally:
+        proc.send_signal(signal.SIGKILL)  # a stopped process dies of SIGKILL too
+        proc.wait()
+        proc.stderr.close()
     return children
 
 
