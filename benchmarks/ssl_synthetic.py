@@ -99,8 +99,9 @@ METHODS = {
 # first steps is muted; "nerf-weight3": the render loss weighted 3 (not 1); "nerf-points": the fused pixel
 # labels also given to the points whose distance agrees with their cell's rendered surface (within 0.5 m),
 # learnt by the point classifier (ssl.camera.points); "nerf-points-agree": only where the teacher's point
-# classifier predicts the same class; "nerf-points-oracle": the point route fed the ground-truth pixel labels of
-# nerf-oracle (an upper bound of what the route can carry into the point classifier). "nerf-vol11": the render volume of the stride-1 voxels dilated by one
+# classifier predicts the same class; "nerf-points-oracle": the point route fed nerf-oracle's ground-truth
+# pixel labels (an upper bound of what the route can carry into the point classifier). "nerf-vol11": the
+# render volume of the stride-1 voxels dilated by one
 # (model.nerf.volume_stride=1, volume_dilation=1) with the LiDAR-ray free-space loss (lambda_free 1, margin
 # 0.2 m), the one volume that met both camera-coverage targets (benchmarks/results/camera_coverage_vol11.md).
 # name -> (the protocol method it varies, extra --set): preset and pseudo-label key are that method's.

@@ -97,7 +97,8 @@ def kill_at_checkpoint(
             proc.send_signal(signal.SIGCONT)
             time.sleep(poll_s)
         assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read().decode()[-2000:]}"
-        assert checkpoint_step(checkpoint) >= min_step, f"no checkpoint at step >= {min_step} in {timeout_s} s"
+        found = checkpoint_step(checkpoint)
+        assert found >= min_step, f"no checkpoint at step >= {min_step} in {timeout_s} s"
     finally:
         proc.send_signal(signal.SIGKILL)  # a stopped process dies of SIGKILL too
         proc.wait()
