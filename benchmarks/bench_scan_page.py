@@ -5,6 +5,12 @@ prediction, writes the self-contained page and the shared-library variant, then 
 (software WebGL: SwiftShader, no GPU) measures the time from navigation to plotly's first draw and the
 latency of an orbit drag (20 mouse moves through the DevTools input path, each redrawing the scene).
 
+Each drag is measured twice: as the page opens in this browser (software WebGL: one point in k, at most
+``SOFTWARE_MAX_POINTS``) and with ``?points=all`` (every point). Per move it also reports the page's
+main-thread script time (DevTools ``Performance.getMetrics`` ScriptDuration: plotly's own work, what a
+browser drawing with a GPU pays) and the CPU seconds of chromium's GPU process (SwiftShader rasterising the
+scene, what a GPU would do instead), read from /proc.
+
     .venv/bin/python benchmarks/bench_scan_page.py [--points 120000] [--out FILE.json]
 """
 
@@ -48,29 +54,66 @@ def ring_scan(points: int, rng: np.random.Generator) -> tuple[np.ndarray, np.nda
     return xyz.astype(np.float32), truth, pred
 
 
-def browse(page: Path) -> dict:
-    """Seconds to the first draw and per-move drag latency of ``page`` in a fresh headless chromium."""
-    with Chromium(width=1000, height=800, timeout_s=600) as browser:
+def gpu_process_cpu_s(browser_pid: int) -> float:
+    """CPU seconds (user + system) so far of the chromium GPU processes under the browser ``browser_pid``."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            gpu = b"--type=gpu-process" in Path(f"/proc/{pid}/cmdline").read_bytes()  # one string or many
+        except OSError:
+            continue
+        # ppid, is a GPU process, utime + stime
+        stats[int(pid)] = (int(fields[1]), gpu, (int(fields[11]) + int(fields[12])) / tick)
+
+    def under_browser(pid: int) -> bool:
+        while pid in stats and pid != browser_pid:
+            pid = stats[pid][0]
+        return pid == browser_pid
+
+    return sum(cpu for pid, (_, gpu, cpu) in stats.items() if gpu and under_browser(pid))
+
+
+def browse(page: Path, query: str = "", moves_n: int = 20) -> dict:
+    """Seconds to the first draw and per-move drag cost of ``page`` (+ ``query``) in a fresh headless
+    chromium: wall latency, main-thread script ms and GPU-process CPU ms per move."""
+    with Chromium(width=1000, height=800, timeout_s=900) as browser:
         start = time.monotonic()
-        browser.open(page.as_uri())
+        browser.open(page.as_uri() + query)
         draw_ms = float(browser.wait_for(DRAWN, poll_s=0.05))
         drawn_wall = time.monotonic() - start
+        shown = browser.evaluate('document.body.getAttribute("data-points-shown")')
+        renderer = browser.evaluate('document.body.getAttribute("data-renderer")')
         browser.evaluate("new Promise(r => setTimeout(r, 1000))")
+        browser.call("Performance.enable")
+
+        def script_s() -> float:
+            metrics = browser.call("Performance.getMetrics")["metrics"]
+            return next(m["value"] for m in metrics if m["name"] == "ScriptDuration")
+
         moves = []
         press = {"x": 500, "y": 450, "button": "left", "buttons": 1, "clickCount": 1}
+        script0, gpu0 = script_s(), gpu_process_cpu_s(browser._process.pid)
         browser.call("Input.dispatchMouseEvent", {"type": "mousePressed", **press})
-        for i in range(1, 21):
+        for i in range(1, moves_n + 1):
             t = time.monotonic()
             event = {"type": "mouseMoved", "x": 500 + 10 * i, "y": 450, "button": "left", "buttons": 1}
             browser.call("Input.dispatchMouseEvent", event)
             browser.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             moves.append(time.monotonic() - t)
         browser.call("Input.dispatchMouseEvent", {**press, "type": "mouseReleased", "buttons": 0})
+        script1, gpu1 = script_s(), gpu_process_cpu_s(browser._process.pid)
     return {
+        "query": query,
+        "points_shown": shown,
+        "webgl_renderer": renderer,
         "draw_ms_from_navigation": draw_ms,
         "draw_wall_s": round(drawn_wall, 2),
         "drag_move_median_ms": round(1000 * float(np.median(moves))),
         "drag_move_max_ms": round(1000 * max(moves)),
+        "script_ms_per_move": round(1000 * (script1 - script0) / moves_n, 1),
+        "gpu_process_cpu_ms_per_move": round(1000 * (gpu1 - gpu0) / moves_n),
     }
 
 
@@ -96,6 +139,7 @@ def main() -> None:
         results["library_mb"] = round(library.stat().st_size / 1e6, 2)
         results["inline"] = browse(inline)
         results["shared"] = browse(shared)
+        results["inline_all_points"] = browse(inline, "?points=all", moves_n=10)
     results["load_average_after"] = os.getloadavg()[0]
     text = json.dumps(results, indent=2)
     print(text)

@@ -69,6 +69,15 @@ def test_view_shared_library_beside_the_page(tmp_path):
     assert f'src="{LIBRARY_NAME}"' in out.read_text() and out.stat().st_size < 200_000
 
 
+def test_view_software_max_points_reaches_the_page(tmp_path):
+    write_tree(tmp_path / "data", {"08": 1})
+    argv = ["view", "--data", str(tmp_path / "data"), "--frame", "08/000000"]
+    assert main([*argv, "--out", str(tmp_path / "d.html")]) == 0
+    assert "var SOFTWARE_MAX_POINTS = 15000;" in (tmp_path / "d.html").read_text()
+    assert main([*argv, "--out", str(tmp_path / "all.html"), "--software-max-points", "0"]) == 0
+    assert "var SOFTWARE_MAX_POINTS = 0;" in (tmp_path / "all.html").read_text()
+
+
 def test_view_unlabeled_scan_is_coloured_by_height(tmp_path, capsys):
     write_tree(tmp_path / "data", {"11": 1})
     (tmp_path / "data/sequences/11/labels/000000.label").unlink()
@@ -129,6 +138,7 @@ def test_view_nuscenes_real_tree(real_data, tmp_path, monkeypatch, capsys):
         ("not_a_dataset", "holds neither sequences/ nor v1.0-*/"),
         ("out_under_file", "cannot write the page"),
         ("nuscenes_token", "no LIDAR_TOP key frame with sample_data token 'nosuch'"),
+        ("negative_max_points", "--software-max-points must be >= 0 (0 = every point), got -3"),
     ],
 )
 def test_view_bad_inputs_are_one_line_errors(case, expected, tmp_path, capsys, real_data, monkeypatch):
@@ -160,6 +170,8 @@ def test_view_bad_inputs_are_one_line_errors(case, expected, tmp_path, capsys, r
         from nuscenes_tree import build_real_tree
 
         data, frame = build_real_tree(tmp_path / "nus", real_data).root, "nosuch"
+    elif case == "negative_max_points":
+        extra = ["--software-max-points", "-3"]
     assert main(["view", "--data", str(data), "--frame", frame, "--out", str(out), *extra]) == 1
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("nerfseg view: error:")]

@@ -264,3 +264,46 @@ def test_browser_shared_library_page_needs_its_library(tmp_path, browser):
     assert browser.wait_for(DRAWN) == "1"
     image = _screenshot(browser, tmp_path / "shared.png")
     assert _pixels_near(image, SEMANTICKITTI.colors[ROAD]) > 200
+
+
+def test_negative_software_max_points_raises(tmp_path):
+    points, truth, _ = _scene(10)
+    with pytest.raises(ValueError, match="software_max_points"):
+        write_scan_page(tmp_path / "a.html", points, SEMANTICKITTI, truth, None, "a", software_max_points=-1)
+
+
+@needs_chromium
+@pytest.mark.slow
+def test_browser_thins_the_scan_on_software_webgl(tmp_path, browser):
+    """Headless chromium draws WebGL with SwiftShader: a page over its point limit draws one point in k, in
+    the same order, with each colouring and hover text thinned alike, and says so; ?points=all draws all."""
+    points, truth, pred = _scene(40)  # 1600 road + 225 car points
+    n = len(points)
+    page = write_scan_page(
+        tmp_path / "scan.html", points, SEMANTICKITTI, truth, pred, "thin", software_max_points=500
+    )
+    browser.open(page.as_uri())
+    assert browser.wait_for(DRAWN) == "1", browser.evaluate('document.body.getAttribute("data-error")')
+    assert "swiftshader" in browser.evaluate('document.body.getAttribute("data-renderer")').lower()
+    assert browser.evaluate('document.body.getAttribute("data-software")') == "1"
+    step = -(-n // 500)  # ceil: 4
+    shown = len(range(0, n, step))
+    assert browser.evaluate('document.body.getAttribute("data-points-shown")') == str(shown)
+    assert browser.evaluate(f"{GD}._fullData[0]._length") == shown
+    xs = np.array(browser.evaluate(f"Array.from({GD}.data[0].x)"), dtype=np.float32)
+    np.testing.assert_array_equal(xs, points[::step, 0])
+    text = browser.evaluate(f"{GD}.data[0].text")
+    names = (*SEMANTICKITTI.class_names, "ignored (no label)")
+    expected = [names[t] if t != IGNORE_INDEX else names[-1] for t in truth[::step]]
+    assert text == expected
+    title = browser.evaluate(f"{GD}.layout.title.text")
+    assert f"1 point in {step} ({shown:,} of {n:,})" in title and "?points=all" in title
+    # every button's colouring is thinned alike
+    colours = f"{GD}.layout.updatemenus[0].buttons.map(b => b.args[0]['marker.color'][0].length)"
+    lengths = browser.evaluate(colours)
+    assert lengths == [shown] * 3
+    browser.open(page.as_uri() + "?points=all")
+    # the new document's marks (the old one's may still answer right after the navigation starts)
+    browser.wait_for(f'{DRAWN} && document.body.getAttribute("data-points-shown") === "{n}"')
+    assert browser.evaluate(f"{GD}._fullData[0]._length") == n
+    assert "1 point in" not in browser.evaluate(f"{GD}.layout.title.text")

@@ -27,6 +27,10 @@ A scan with neither labels nor predictions is coloured by height. Points without
   nuscenes:                      PRED/lidarseg/<split>/<token>_lidarseg.bin  (uint8 classes 1..16)
 ScribbleKITTI shows the scribbles/ labels where the sequence has them (else labels/).
 
+Drawn by a GPU, a full 120k-point scan orbits smoothly. A browser with no GPU draws WebGL in software, where
+each orbit move costs about 25 microseconds a point: there the page draws one point in k, at most
+--software-max-points (15000), and says so in its title; add ?points=all to the page's address to see all.
+
 The page is self-contained (plotly's library inlined, about 4.8 MB, no network needed). With
 --library beside it refers to one shared copy, plotly.min.js, written beside the page instead: use that
 for many pages in one folder.
@@ -68,6 +72,14 @@ def register(subparsers) -> None:
         choices=("inline", "beside"),
         default="inline",
         help="inline plotly's library (default) or write one shared plotly.min.js beside the page",
+    )
+    parser.add_argument(
+        "--software-max-points",
+        type=int,
+        default=None,
+        metavar="N",
+        help="in a browser drawing WebGL in software (no GPU), draw one point in k, at most N "
+        "(default 15000; 0 = every point); ?points=all after the page's address draws them all",
     )
     parser.set_defaults(func=run)
 
@@ -242,9 +254,19 @@ def load_view_scan(
 
 def run(args: argparse.Namespace) -> int:
     from nerfseg.errors import ConfigError, DataError
-    from nerfseg.viz.scan_page import LIBRARY_NAME, write_plotly_library, write_scan_page
+    from nerfseg.viz.scan_page import (
+        LIBRARY_NAME,
+        SOFTWARE_MAX_POINTS,
+        write_plotly_library,
+        write_scan_page,
+    )
 
     out = Path(args.out)
+    software_max_points = args.software_max_points
+    if software_max_points is None:
+        software_max_points = SOFTWARE_MAX_POINTS
+    if software_max_points < 0:
+        raise ConfigError(f"--software-max-points must be >= 0 (0 = every point), got {software_max_points}")
     if out.is_dir():
         raise ConfigError(f"--out {out} is a folder; give the page's file name, e.g. {out / 'scan.html'}")
     scan = load_view_scan(args.data, args.frame, args.dataset, args.predictions, args.version, args.split)
@@ -258,7 +280,10 @@ def run(args: argparse.Namespace) -> int:
         if args.library == "beside":
             write_plotly_library(out.parent)
             library_src = LIBRARY_NAME
-        write_scan_page(out, scan.points, scan.label_map, scan.truth, scan.prediction, title, library_src)
+        write_scan_page(
+            out, scan.points, scan.label_map, scan.truth, scan.prediction, title, library_src,
+            software_max_points,
+        )  # fmt: skip
     except OSError as err:
         raise DataError(out, f"cannot write the page ({err.strerror or err})") from None
     shown = [

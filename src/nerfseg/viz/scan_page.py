@@ -9,6 +9,14 @@ shows its legend entries), so the browser holds one trace of points whatever the
 legend is drawn by point-less dummy traces. The page marks its ``<body>`` with ``data-drawn="1"`` (and
 ``data-draw-ms``, the milliseconds from navigation start) once plotly has drawn it, so a headless browser can
 tell that it drew.
+
+Software WebGL. Drawn by a GPU, an orbit move of a 120k-point page costs the browser's main thread 30-40 ms
+of script; drawn by a software rasterizer (SwiftShader, llvmpipe: a browser with no GPU, a remote desktop) the
+same move costs seconds, in proportion to the points (``benchmarks/results/scan_page.json``). So the page asks
+WebGL which renderer it has and, on a software one, draws one point in k, at most ``software_max_points``
+of them, and says so in its title; ``?points=all`` after the page's address draws every point anyway. The
+page records what it did on ``<body>``: ``data-renderer`` (the WebGL renderer's name), ``data-software``
+(``"1"`` / ``"0"``) and ``data-points-shown``.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ ERROR_PALETTE = ((40, 190, 80), (235, 30, 40), IGNORED_RGB)
 ERROR_NAMES = ("correct", "wrong", "ignored (no label)")
 BACKGROUND = "#101014"
 MARKER_SIZE_PX = 1.6
+# Points drawn at most on a software WebGL renderer (one point in k; 0 = all): chosen by
+# benchmarks/bench_scan_page.py, where an orbit move in headless chromium's SwiftShader costs ~25 us a point.
+SOFTWARE_MAX_POINTS = 15_000
 
 
 @dataclass(frozen=True)
@@ -294,6 +305,7 @@ _PAGE = """<!DOCTYPE html>
 (function () {{
   "use strict";
   var fig = {figure};
+  var SOFTWARE_MAX_POINTS = {software_max_points};
   var TYPES = {{u1: Uint8Array, f4: Float32Array}};
   function decode(spec) {{
     if (!spec || !spec.bdata) return spec;
@@ -301,10 +313,42 @@ _PAGE = """<!DOCTYPE html>
     for (var i = 0; i < text.length; i++) raw[i] = text.charCodeAt(i);
     return new TYPES[spec.dtype](raw.buffer);
   }}
-  // Decode each button's colouring once; class colourings get their hover text (one class name a point).
+  function webglRenderer() {{
+    try {{
+      var gl = document.createElement("canvas").getContext("webgl");
+      if (!gl) return "";
+      var info = gl.getExtension("WEBGL_debug_renderer_info");
+      var name = String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER));
+      var lose = gl.getExtension("WEBGL_lose_context");
+      if (lose) lose.loseContext();
+      return name;
+    }} catch (e) {{
+      return "";
+    }}
+  }}
+  // On a software rasterizer draw every step-th point (at most SOFTWARE_MAX_POINTS) unless ?points=all.
   var scan = fig.data[0], names = scan.meta.names, buttons = fig.layout.updatemenus[0].buttons;
+  scan.x = decode(scan.x); scan.y = decode(scan.y); scan.z = decode(scan.z);
+  var total = scan.x.length, renderer = webglRenderer();
+  var software = /swiftshader|llvmpipe|softpipe|software|basic render/i.test(renderer);
+  var every = /[?&]points=all(&|$)/.test(location.search);
+  var step = software && !every && SOFTWARE_MAX_POINTS > 0 && total > SOFTWARE_MAX_POINTS
+    ? Math.ceil(total / SOFTWARE_MAX_POINTS) : 1;
+  function thin(a) {{
+    if (step === 1) return a;
+    var out = new a.constructor(Math.ceil(a.length / step));
+    for (var i = 0; i < out.length; i++) out[i] = a[i * step];
+    return out;
+  }}
+  scan.x = thin(scan.x); scan.y = thin(scan.y); scan.z = thin(scan.z);
+  if (step > 1) {{
+    fig.layout.title.text += " — 1 point in " + step + " (" + scan.x.length.toLocaleString("en") +
+      " of " + total.toLocaleString("en") + "): software WebGL; add ?points=all to the address for all";
+  }}
+  // Decode each button's colouring once; class colourings get their hover text (one class name a point).
   buttons.forEach(function (button) {{
-    var change = button.args[0], values = decode(change["marker.color"][0]), labels = names[button.name];
+    var change = button.args[0], labels = names[button.name];
+    var values = thin(decode(change["marker.color"][0]));
     change["marker.color"][0] = values;
     change.text = change["marker.color"].map(function () {{ return null; }});
     if (labels.length) {{
@@ -315,6 +359,9 @@ _PAGE = """<!DOCTYPE html>
   }});
   scan.marker.color = buttons[0].args[0]["marker.color"][0];
   scan.text = buttons[0].args[0].text[0] || undefined;
+  document.body.setAttribute("data-renderer", renderer);
+  document.body.setAttribute("data-software", software ? "1" : "0");
+  document.body.setAttribute("data-points-shown", String(scan.x.length));
   var div = document.getElementById("scan");
   Plotly.newPlot(div, fig.data, fig.layout, {{responsive: true, displaylogo: false}}).then(function (gd) {{
     document.body.setAttribute("data-drawn", "1");
@@ -337,6 +384,7 @@ def write_scan_page(
     prediction: np.ndarray | None,
     title: str,
     library_src: str | None = None,
+    software_max_points: int = SOFTWARE_MAX_POINTS,
 ) -> Path:
     """Write the interactive 3D page of one scan (atomically); return its path.
 
@@ -350,9 +398,13 @@ def write_scan_page(
         library_src: None -> plotly's library is inlined (a self-contained page, what ``nerfseg view``
             writes by default); a relative path (e.g. ``'plotly.min.js'``) -> ``<script src=...>`` to one
             shared copy beside the pages (see :func:`write_plotly_library`).
+        software_max_points: on a software WebGL renderer the page draws every k-th point, at most this
+            many (0 = every point; ``?points=all`` in the address overrides it in the browser).
     Raises:
-        ValueError: wrong shapes or ids outside the label map.
+        ValueError: wrong shapes or ids outside the label map, or a negative ``software_max_points``.
     """
+    if software_max_points < 0:
+        raise ValueError(f"software_max_points must be >= 0 (0 = every point), got {software_max_points}")
     colourings = scan_colourings(points, label_map, truth, prediction)
     figure = scan_figure(points, colourings, title)
     figure_json = json.dumps(json.loads(figure.to_json(validate=False)), separators=(",", ":"))
@@ -364,7 +416,8 @@ def write_scan_page(
     else:
         library = f'<script type="text/javascript" src="{html.escape(library_src, quote=True)}"></script>'
     page = _PAGE.format(
-        title=html.escape(title), background=BACKGROUND, library=library, figure=figure_json
+        title=html.escape(title), background=BACKGROUND, library=library, figure=figure_json,
+        software_max_points=int(software_max_points),
     )  # fmt: skip
     return atomic_write_text(out_html, page)
 
