@@ -297,7 +297,7 @@ def test_browser_thins_the_scan_on_software_webgl(tmp_path, browser):
     expected = [names[t] if t != IGNORE_INDEX else names[-1] for t in truth[::step]]
     assert text == expected
     title = browser.evaluate(f"{GD}.layout.title.text")
-    assert f"1 point in {step} ({shown:,} of {n:,})" in title and "?points=all" in title
+    assert f"1 point in {step} drawn ({shown:,} of {n:,})" in title and "?points=all" in title
     # every button's colouring is thinned alike
     colours = f"{GD}.layout.updatemenus[0].buttons.map(b => b.args[0]['marker.color'][0].length)"
     lengths = browser.evaluate(colours)

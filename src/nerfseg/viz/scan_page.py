@@ -342,8 +342,9 @@ _PAGE = """<!DOCTYPE html>
   }}
   scan.x = thin(scan.x); scan.y = thin(scan.y); scan.z = thin(scan.z);
   if (step > 1) {{
-    fig.layout.title.text += " — 1 point in " + step + " (" + scan.x.length.toLocaleString("en") +
-      " of " + total.toLocaleString("en") + "): software WebGL; add ?points=all to the address for all";
+    fig.layout.title.text += "<br><sub>software WebGL: 1 point in " + step + " drawn (" +
+      scan.x.length.toLocaleString("en") + " of " + total.toLocaleString("en") +
+      "); add ?points=all to the address for all</sub>";
   }}
   // Decode each button's colouring once; class colourings get their hover text (one class name a point).
   buttons.forEach(function (button) {{
