@@ -100,7 +100,8 @@ METHODS = {
 # labels also given to the points whose distance agrees with their cell's rendered surface (within 0.5 m),
 # learnt by the point classifier (ssl.camera.points); "nerf-points-agree": only where the teacher's point
 # classifier predicts the same class; "nerf-points-oracle": the point route fed nerf-oracle's ground-truth
-# pixel labels (an upper bound of what the route can carry into the point classifier). "nerf-vol11": the
+# pixel labels (an upper bound of what the route can carry into the point classifier); "nerf-points-balanced":
+# nerf-points with each class's pseudo-labeled points weighing the same in total. "nerf-vol11": the
 # render volume of the stride-1 voxels dilated by one
 # (model.nerf.volume_stride=1, volume_dilation=1) with the LiDAR-ray free-space loss (lambda_free 1, margin
 # 0.2 m), the one volume that met both camera-coverage targets (benchmarks/results/camera_coverage_vol11.md).
@@ -124,6 +125,9 @@ DIAGNOSTICS = {
         "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.points.agree_with_teacher=true")
     ),
     "nerf-points-oracle": ("nerf-oracle", ("ssl.camera.points.weight=1.0",)),
+    "nerf-points-balanced": (
+        "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.points.class_balanced=true")
+    ),
     "nerf-vol11": ("nerf", ("model.nerf.volume_stride=1", "model.nerf.volume_dilation=1",
                             "model.nerf.lambda_free=1.0", "model.nerf.lidar_free_margin=0.2")),
 }

@@ -161,9 +161,14 @@ def test_a_missing_mask_entry_is_one_clear_error_naming_the_image(sim_ssl_root, 
     assert list((tmp_path / "fill").rglob("*.npz"))
 
 
-@pytest.mark.parametrize("agree", [False, True])
-def test_camera_point_route_is_its_own_term_and_reads_no_unlabeled_label(sim_ssl_root, agree, one_thread):
-    points = ("ssl.camera.points.weight=1.0", f"ssl.camera.points.agree_with_teacher={str(agree).lower()}")
+@pytest.mark.parametrize("agree, balanced", [(False, False), (True, False), (False, True)])
+def test_camera_point_route_is_its_own_term_and_reads_no_unlabeled_label(
+    sim_ssl_root, agree, balanced, one_thread
+):
+    points = (
+        "ssl.camera.points.weight=1.0", f"ssl.camera.points.agree_with_teacher={str(agree).lower()}",
+        f"ssl.camera.points.class_balanced={str(balanced).lower()}",
+    )
     cfg = _cfg(sim_ssl_root, Method.NERF, extra=points)
     source = open_split(cfg, "train")
     reference, ref_weights, _ = _one_step(cfg, source)
@@ -179,3 +184,24 @@ def test_camera_point_route_is_its_own_term_and_reads_no_unlabeled_label(sim_ssl
         assert metrics["camera_points"] == reference["camera_points"], mode
         for key, value in ref_weights.items():
             assert torch.equal(weights[key], value), (mode, key)
+
+
+def test_class_balanced_pseudo_label_ce_hand_computed():
+    from nerfseg.ssl.methods import class_balanced_pseudo_label_ce, pseudo_label_ce
+
+    logits = torch.tensor(
+        [[2.0, 0.0, 0.0], [1.0, 0.5, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0]]
+    )
+    labels = torch.tensor([0, 0, 1, IGNORE_INDEX, 0])
+    ce = -torch.log_softmax(logits, dim=1)
+    # labeled: 3 points of class 0, 1 of class 1; n = 4, k = 2 -> weights 4 / (2 * 3) and 4 / (2 * 1)
+    expected = ((4 / 6) * (ce[0, 0] + ce[1, 0] + ce[4, 0]) + 2.0 * ce[2, 1]) / 4
+    assert float(class_balanced_pseudo_label_ce(logits, labels)) == pytest.approx(float(expected), rel=1e-6)
+    # one class only: the plain mean cross-entropy
+    same = torch.tensor([1, 1, 1, IGNORE_INDEX, 1])
+    assert float(class_balanced_pseudo_label_ce(logits, same)) == pytest.approx(
+        float(pseudo_label_ce(logits, same)), rel=1e-6
+    )
+    none = torch.full((5,), IGNORE_INDEX)
+    zero = class_balanced_pseudo_label_ce(logits.requires_grad_(), none)
+    assert float(zero.detach()) == 0.0 and zero.requires_grad

@@ -106,11 +106,15 @@ class CameraPointsConfig:
         depth_tolerance: metres between a point's distance from the camera and its cell's rendered surface.
         agree_with_teacher: keep a point's camera label only where the teacher's point classifier predicts
             the same class (two views of the teacher must agree).
+        class_balanced: weigh each class's pseudo-labeled points so that every class present counts the
+            same in the cross-entropy (:func:`nerfseg.ssl.methods.class_balanced_pseudo_label_ce`), as the
+            ray sampler balances the camera rays; off: every point counts the same, and road dominates.
     """
 
     weight: float = 0.0
     depth_tolerance: float = 0.5
     agree_with_teacher: bool = False
+    class_balanced: bool = False
 
 
 @dataclass

@@ -57,6 +57,24 @@ def pseudo_label_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return logits.float().sum() * 0.0
 
 
+def class_balanced_pseudo_label_ce(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy over the points with a pseudo-label, each class weighing the same in total: a point of
+    class c weighs ``n / (k * n_c)`` (n labeled points, k classes present, n_c points of class c), so the mean
+    weight over the labeled points is 1 and a class with few pseudo-labeled points is not drowned by road
+    (0, in the graph, when no point has a label).
+
+    Shapes: logits (N, C), labels (N,) int64 train ids or IGNORE_INDEX."""
+    labeled = labels != IGNORE_INDEX
+    if not bool(labeled.any()):
+        return logits.float().sum() * 0.0
+    kept = labels[labeled]
+    counts = torch.bincount(kept, minlength=logits.shape[1]).float()
+    present = int((counts > 0).sum())
+    weights = kept.numel() / (present * counts[kept])
+    per_point = F.cross_entropy(logits.float()[labeled], kept, reduction="none")
+    return (weights * per_point).sum() / kept.numel()
+
+
 @torch.no_grad()
 def teacher_points(teacher: nn.Module, batch: PointBatch) -> TeacherPoints:
     """Run the teacher segmentor (eval mode, no gradients) on a batch."""
@@ -187,7 +205,8 @@ def _unlabeled_terms(
                 ignore = torch.full_like(pseudo, IGNORE_INDEX)
                 pseudo = torch.where(pseudo == teacher.classes, pseudo, ignore)
             weight = ramp * ssl.camera.points.weight
-            terms["camera_points"] = weight * pseudo_label_ce(student.point_logits, pseudo)
+            ce = class_balanced_pseudo_label_ce if ssl.camera.points.class_balanced else pseudo_label_ce
+            terms["camera_points"] = weight * ce(student.point_logits, pseudo)
             _log_accuracy(metrics, "camera_points", pseudo, truth)
     if recipe.geometry:
         _add_geometry(
