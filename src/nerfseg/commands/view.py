@@ -28,7 +28,7 @@ A scan with neither labels nor predictions is coloured by height. Points without
 ScribbleKITTI shows the scribbles/ labels where the sequence has them (else labels/).
 
 Drawn by a GPU, a full 120k-point scan orbits smoothly. A browser with no GPU draws WebGL in software, where
-each orbit move costs about 25 microseconds a point: there the page draws one point in k, at most
+each orbit move costs 25-45 microseconds a point: there the page draws one point in k, at most
 --software-max-points (15000), and says so in its title; add ?points=all to the page's address to see all.
 
 The page is self-contained (plotly's library inlined, about 4.8 MB, no network needed). With

@@ -40,7 +40,7 @@ ERROR_NAMES = ("correct", "wrong", "ignored (no label)")
 BACKGROUND = "#101014"
 MARKER_SIZE_PX = 1.6
 # Points drawn at most on a software WebGL renderer (one point in k; 0 = all): chosen by
-# benchmarks/bench_scan_page.py, where an orbit move in headless chromium's SwiftShader costs ~25 us a point.
+# benchmarks/bench_scan_page.py: an orbit move in headless chromium's SwiftShader costs 25-45 us a point.
 SOFTWARE_MAX_POINTS = 15_000
 
 
