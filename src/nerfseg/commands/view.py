@@ -27,9 +27,10 @@ A scan with neither labels nor predictions is coloured by height. Points without
   nuscenes:                      PRED/lidarseg/<split>/<token>_lidarseg.bin  (uint8 classes 1..16)
 ScribbleKITTI shows the scribbles/ labels where the sequence has them (else labels/).
 
-Drawn by a GPU, a full 120k-point scan orbits smoothly. A browser with no GPU draws WebGL in software, where
-each orbit move costs 25-45 microseconds a point: there the page draws one point in k, at most
---software-max-points (15000), and says so in its title; add ?points=all to the page's address to see all.
+An orbit move of a 120k-point scan costs the page's own script about 40 ms; the drawing is the GPU's work. A
+browser with no GPU draws WebGL in software, at 25-45 microseconds a point per move: there the page draws one
+point in k, at most --software-max-points (15000), and says so under its title; add ?points=all to the page's
+address to see all.
 
 The page is self-contained (plotly's library inlined, about 4.8 MB, no network needed). With
 --library beside it refers to one shared copy, plotly.min.js, written beside the page instead: use that
