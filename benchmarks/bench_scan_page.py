@@ -94,7 +94,7 @@ def browse(page: Path, query: str = "", moves_n: int = 20) -> dict:
 
         moves = []
         press = {"x": 500, "y": 450, "button": "left", "buttons": 1, "clickCount": 1}
-        script0, gpu0 = script_s(), gpu_process_cpu_s(browser._process.pid)
+        script0, gpu0 = script_s(), gpu_process_cpu_s(browser.pid)
         browser.call("Input.dispatchMouseEvent", {"type": "mousePressed", **press})
         for i in range(1, moves_n + 1):
             t = time.monotonic()
@@ -103,7 +103,7 @@ def browse(page: Path, query: str = "", moves_n: int = 20) -> dict:
             browser.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
             moves.append(time.monotonic() - t)
         browser.call("Input.dispatchMouseEvent", {**press, "type": "mouseReleased", "buttons": 0})
-        script1, gpu1 = script_s(), gpu_process_cpu_s(browser._process.pid)
+        script1, gpu1 = script_s(), gpu_process_cpu_s(browser.pid)
     return {
         "query": query,
         "points_shown": shown,

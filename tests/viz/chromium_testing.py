@@ -75,6 +75,11 @@ class Chromium:
         metrics = {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False}
         self.call("Emulation.setDeviceMetricsOverride", metrics)
 
+    @property
+    def pid(self) -> int:
+        """The browser process's id (its GPU, renderer and utility processes are its descendants)."""
+        return self._process.pid
+
     def __enter__(self) -> Chromium:
         return self
 

@@ -399,7 +399,7 @@ def write_scan_page(
         library_src: None -> plotly's library is inlined (a self-contained page, what ``nerfseg view``
             writes by default); a relative path (e.g. ``'plotly.min.js'``) -> ``<script src=...>`` to one
             shared copy beside the pages (see :func:`write_plotly_library`).
-        software_max_points: on a software WebGL renderer the page draws every k-th point, at most this
+        software_max_points: on a software WebGL renderer the page draws one point in k, at most this
             many (0 = every point; ``?points=all`` in the address overrides it in the browser).
     Raises:
         ValueError: wrong shapes or ids outside the label map, or a negative ``software_max_points``.
