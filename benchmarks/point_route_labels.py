@@ -1,0 +1,269 @@
+"""How right are the point route's camera pseudo-labels, and which filter makes them right enough? (issue 10)
+
+The ``nerf`` methods' point route (:mod:`nerfseg.ssl.camera_points`) gives the fused pixel pseudo-labels to
+the unlabeled scan's points whose distance agrees with the teacher's rendered surface. Fed ground-truth
+pixel labels it gains ~20 mIoU on the ring rig at 1.25 %; fed the fused labels (70-74 % right) it loses
+~10 (benchmarks/results/ssl_synthetic_notes.md, seventh session). This script measures, with a trained
+run's EMA teacher and NeRF head, on every unlabeled training scan (no augmentation) and every camera:
+
+- the route's labels as training makes them (``ssl.camera`` of the run's config), their coverage (share of
+  all unlabeled points) and accuracy against the points' ground truth, which training never sees;
+- the render's own argmax on the same route, with no masks (what the masks add);
+- the same points under stricter filters: the fused label's confidence (the mask's mean rendered
+  probability), agreement with the teacher's point classifier, the teacher's point confidence;
+- the teacher's own point pseudo-labels (confidence >= t over all points, as mean-teacher uses them);
+- the ground-truth pixel labels through the same route (the ``nerf-points-oracle`` diagnostic);
+- per class: the share of the route's labels each class takes and how many of them are right.
+
+    .venv/bin/python benchmarks/point_route_labels.py --run RUN_DIR [--run RUN_DIR ...] \
+        [--every 1] [--out benchmarks/results/point_route_labels]
+
+Writes OUT.json and OUT.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while libgomp is not loaded yet)
+
+# isort: split
+import torch
+
+from nerfseg.data.collate import collate_samples
+from nerfseg.data.datasets import DatasetKind
+from nerfseg.data.ground_truth import read_semantic_train
+from nerfseg.data.sample import IGNORE_INDEX
+from nerfseg.engine.build import build_head, open_split
+from nerfseg.engine.checkpoint import build_segmentor, load_checkpoint
+from nerfseg.engine.precision import cpu_isa
+from nerfseg.engine.streams import strip_labels
+from nerfseg.engine.train import labeled_indices
+from nerfseg.geometry.rays import PixelGrid, read_at_pixels
+from nerfseg.io_utils import atomic_write_text
+from nerfseg.masks.config import open_run_mask_cache
+from nerfseg.ssl.camera_points import camera_point_labels
+from nerfseg.ssl.camera_step import camera_pseudo_labels
+
+FUSED_CONFIDENCES = (0.5, 0.6, 0.7, 0.8, 0.9)
+TEACHER_CONFIDENCES = (0.9, 0.95, 0.99)
+
+
+def load_teacher(run_dir: Path):
+    """(teacher segmentor, teacher head, Config, class names) of a run's last checkpoint, in eval mode."""
+    path = run_dir / "checkpoints" / "last.pt"
+    checkpoint = load_checkpoint(path)
+    model, cfg = build_segmentor(checkpoint, path)
+    if checkpoint.get("teacher") is None or checkpoint.get("teacher_head") is None:
+        raise SystemExit(f"{path}: no EMA teacher with a NeRF head (train a nerf method)")
+    model.load_state_dict(checkpoint["teacher"])
+    head = build_head(cfg, model, int(checkpoint["num_classes"]))
+    head.load_state_dict(checkpoint["teacher_head"])
+    return model.eval(), head.eval(), cfg, list(checkpoint["class_names"])
+
+
+@torch.no_grad()
+def scan_records(model, head, cfg, sample, cache, label_map) -> dict[str, np.ndarray]:
+    """Per point of one unlabeled scan: the route's fused label and its confidence (first camera that labels
+    it), the ground-truth pixel label through the same route, the teacher's point argmax / confidence and
+    the point's ground truth. Labels are train ids, IGNORE_INDEX where none."""
+    camera_cfg = replace(cfg.ssl.camera, oracle=False)  # fused labels, also for an oracle run's teacher
+    bare = strip_labels(sample)
+    batch = collate_samples([bare])
+    out = model(batch)
+    probs = torch.softmax(out.point_logits.float(), dim=1)
+    teacher_conf, teacher_label = probs.max(dim=1)
+    volume = head.build_volume(out)
+    n = batch.points.shape[0]
+    fused = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
+    fused_conf = torch.zeros(n)
+    oracle = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
+    unmasked = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
+    # the render alone: no masks, every opaque pixel keeps its own argmax
+    unmasked_cfg = replace(camera_cfg, fusion=replace(camera_cfg.fusion, tau_pix=0.0))
+    for c, camera in enumerate(bare.cameras):
+        grid = PixelGrid(*camera.image_size, camera_cfg.stride)
+        pixels = grid.pixels
+        image = camera.load_image()
+        mask_ids = cache.read(image)
+        if mask_ids is None:
+            raise SystemExit(f"{camera.image_path}: no cached masks (run `nerfseg masks --config` first)")
+        truth_full = read_semantic_train(camera, label_map)
+        truth = torch.as_tensor(read_at_pixels(truth_full, grid.pixels)).view(grid.shape).long()
+        pseudo = camera_pseudo_labels(head, volume, camera, grid, pixels, 0, c, mask_ids, None, camera_cfg)
+        # the cell each point takes its label from: the route itself, fed the cell indices as labels
+        cells = torch.arange(grid.shape[0] * grid.shape[1], dtype=torch.int64).view(grid.shape)
+        cells = torch.where(cells >= IGNORE_INDEX, cells + 1, cells)  # never the ignore value
+        point_cell = camera_point_labels(
+            batch.points[:, :3], camera, grid, cells, pseudo.depth, pseudo.opacity,
+            camera_cfg.points.depth_tolerance, camera_cfg.tau_opacity,
+        )
+        routed = point_cell != IGNORE_INDEX
+        cell = torch.where(point_cell > IGNORE_INDEX, point_cell - 1, point_cell).clamp_min(0)
+        label = pseudo.labels.reshape(-1)[cell]
+        take = routed & (label != IGNORE_INDEX) & (fused == IGNORE_INDEX)  # the first camera's label wins
+        fused[take] = label[take]
+        fused_conf[take] = pseudo.confidence.reshape(-1)[cell][take]
+        bare_render = camera_pseudo_labels(
+            head, volume, camera, grid, pixels, 0, c, np.full_like(mask_ids, -1), None, unmasked_cfg
+        )
+        label = bare_render.labels.reshape(-1)[cell]
+        take = routed & (label != IGNORE_INDEX) & (unmasked == IGNORE_INDEX)
+        unmasked[take] = label[take]
+        # the oracle route: the ground-truth pixel label of the same cell (opaque: camera_point_labels checks)
+        true_label = truth.reshape(-1)[cell]
+        take = routed & (true_label != IGNORE_INDEX) & (oracle == IGNORE_INDEX)
+        oracle[take] = true_label[take]
+    return {
+        "fused": fused.numpy(), "fused_conf": fused_conf.numpy(), "oracle": oracle.numpy(),
+        "unmasked": unmasked.numpy(),
+        "teacher": teacher_label.numpy(), "teacher_conf": teacher_conf.numpy(),
+        "truth": np.asarray(sample.labels, dtype=np.int64),
+    }
+
+
+def row(name: str, keep: np.ndarray, labels: np.ndarray, truth: np.ndarray, num_classes: int) -> dict:
+    """Coverage (share of all points), accuracy and per-class counts of ``labels[keep]`` against ``truth``."""
+    scored = keep & (truth != IGNORE_INDEX)
+    right = scored & (labels == truth)
+    per_class = {
+        "given": np.bincount(labels[scored], minlength=num_classes)[:num_classes].tolist(),
+        "right": np.bincount(labels[right], minlength=num_classes)[:num_classes].tolist(),
+    }
+    precisions = [r / g for r, g in zip(per_class["right"], per_class["given"], strict=True) if g > 0]
+    wrong = scored & (labels != truth)
+    pairs = np.bincount(labels[wrong] * num_classes + truth[wrong], minlength=num_classes * num_classes)
+    top = np.argsort(pairs)[::-1][:5]
+    return {
+        "filter": name,
+        "top_confusions": [  # (label given, true class, points)
+            [int(i // num_classes), int(i % num_classes), int(pairs[i])] for i in top if pairs[i]
+        ],
+        "coverage": float(keep.mean()),
+        "accuracy": float(right.sum() / max(scored.sum(), 1)),
+        "mean_class_precision": float(np.mean(precisions)) if precisions else 0.0,
+        "classes_given": int(sum(g > 0 for g in per_class["given"])),
+        "per_class": per_class,
+    }
+
+
+def filters(rec: dict[str, np.ndarray], num_classes: int) -> list[dict]:
+    fused, conf, truth = rec["fused"], rec["fused_conf"], rec["truth"]
+    teacher, tconf = rec["teacher"], rec["teacher_conf"]
+    routed = fused != IGNORE_INDEX
+    rows = [row("route as trained (fused label, tau_mask of the run)", routed, fused, truth, num_classes)]
+    for t in FUSED_CONFIDENCES:
+        rows.append(row(f"route, fused confidence >= {t}", routed & (conf >= t), fused, truth, num_classes))
+    unmasked = rec["unmasked"]
+    rows.append(row("route, the render's own argmax (no masks)", unmasked != IGNORE_INDEX, unmasked, truth,
+                    num_classes))
+    agree = routed & (teacher == fused)
+    rows.append(row("route, teacher's point class agrees", agree, fused, truth, num_classes))
+    for t in TEACHER_CONFIDENCES:
+        rows.append(row(f"route, agrees and teacher point confidence >= {t}", agree & (tconf >= t), fused,
+                        truth, num_classes))
+    rows.append(row("route's points, teacher's point class instead", routed, teacher, truth, num_classes))
+    for t in TEACHER_CONFIDENCES:
+        rows.append(row(f"all points, teacher point confidence >= {t} (mean-teacher)", tconf >= t, teacher,
+                        truth, num_classes))
+    oracle = rec["oracle"]
+    rows.append(row("route fed ground-truth pixel labels (oracle)", oracle != IGNORE_INDEX, oracle, truth,
+                    num_classes))
+    return rows
+
+
+def measure(run_dir: Path, every: int) -> dict:
+    model, head, cfg, class_names = load_teacher(run_dir)
+    source = open_split(cfg, cfg.data.train_split, load_images=False)
+    labeled = set(labeled_indices(cfg, source).tolist())
+    positions = [i for i in range(len(source)) if i not in labeled][::every]
+    cache = open_run_mask_cache(cfg)
+    label_map = DatasetKind(cfg.data.dataset).label_map
+    records: list[dict[str, np.ndarray]] = []
+    start = time.perf_counter()
+    for position in positions:
+        records.append(scan_records(model, head, cfg, source[position], cache, label_map))
+    seconds = time.perf_counter() - start
+    merged = {k: np.concatenate([r[k] for r in records]) for k in records[0]}
+    return {
+        "run": str(run_dir),
+        "method": cfg.method.value,
+        "label_fraction": cfg.data.label_fraction,
+        "label_seed": cfg.data.label_seed,
+        "scans": len(positions),
+        "points": int(merged["truth"].shape[0]),
+        "class_names": class_names,
+        "seconds": seconds,
+        "rows": filters(merged, len(class_names)),
+    }
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        "# Point-route pseudo-labels against the ground truth (benchmarks/point_route_labels.py)",
+        "",
+        f"{report['date']}, commit {report['commit']}, {report['machine']}.",
+        "",
+        "Coverage: share of all unlabeled points that get a label; accuracy: share of those labels that are",
+        "right; class precision: mean over the classes given of the share right.",
+    ]
+    for run in report["runs"]:
+        lines += [
+            "",
+            f"## {run['run']} ({run['method']}, {run['label_fraction']:g} labels, seed {run['label_seed']}; "
+            f"{run['scans']} scans, {run['points']} points)",
+            "",
+            "| filter | coverage | accuracy | class precision | classes |",
+            "|---|---|---|---|---|",
+        ]
+        for r in run["rows"]:
+            lines.append(f"| {r['filter']} | {100 * r['coverage']:.2f} % | {100 * r['accuracy']:.1f} % | "
+                         f"{100 * r['mean_class_precision']:.1f} % | {r['classes_given']} |")
+        names = run["class_names"]
+        for r in (run["rows"][0], run["rows"][7]):
+            wrong = ", ".join(f"{names[g]} for {names[t]} ({n})" for g, t, n in r["top_confusions"])
+            lines += ["", f"Most frequent wrong labels, {r['filter']}: {wrong}."]
+        first = run["rows"][0]["per_class"]
+        lines += ["", "Per class, route as trained (labels given, share right):", "",
+                  "| class | given | right |", "|---|---|---|"]
+        for name, g, r in zip(run["class_names"], first["given"], first["right"], strict=True):
+            if g:
+                lines.append(f"| {name} | {g} | {100 * r / g:.1f} % |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", action="append", required=True, type=Path,
+                        help="run folder of a nerf-method run (its checkpoints/last.pt); repeatable")
+    parser.add_argument("--every", type=int, default=1, help="take every N-th unlabeled scan")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/point_route_labels"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout
+    report = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": commit.strip(),
+        "machine": f"{platform.processor() or platform.machine()} ({cpu_isa()}), torch {torch.__version__}",
+        "command": " ".join(sys.argv),
+        "runs": [measure(run, args.every) for run in args.run],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
+    atomic_write_text(args.out.with_suffix(".md"), markdown(report))
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
