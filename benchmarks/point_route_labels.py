@@ -241,6 +241,12 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def machine() -> str:
+    isa = cpu_isa()
+    flags = "+".join(isa.bf16_flags) or "no bf16"
+    return f"{isa.model} ({isa.capability}, {flags}), {platform.machine()}, torch {torch.__version__}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", action="append", required=True, type=Path,
@@ -254,7 +260,7 @@ def main() -> int:
     report = {
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "commit": commit.strip(),
-        "machine": f"{platform.processor() or platform.machine()} ({cpu_isa()}), torch {torch.__version__}",
+        "machine": machine(),
         "command": " ".join(sys.argv),
         "runs": [measure(run, args.every) for run in args.run],
     }
