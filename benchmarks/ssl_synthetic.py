@@ -99,7 +99,9 @@ METHODS = {
 # first steps is muted; "nerf-weight3": the render loss weighted 3 (not 1); "nerf-points": the fused pixel
 # labels also given to the points whose distance agrees with their cell's rendered surface (within 0.5 m),
 # learnt by the point classifier (ssl.camera.points); "nerf-points-agree": only where the teacher's point
-# classifier predicts the same class; "nerf-points-oracle": the point route fed nerf-oracle's ground-truth
+# classifier predicts the same class; "nerf-points-agree-ramp": the same with every pseudo-label term ramped
+# in over 200 steps (ssl.rampup_steps), so that the route starts once the teacher has learnt the labeled scan;
+# "nerf-points-oracle": the point route fed nerf-oracle's ground-truth
 # pixel labels (an upper bound of what the route can carry into the point classifier); "nerf-points-balanced":
 # nerf-points with each class's pseudo-labeled points weighing the same in total. "nerf-vol11": the
 # render volume of the stride-1 voxels dilated by one
@@ -123,6 +125,10 @@ DIAGNOSTICS = {
     "nerf-points": ("nerf", ("ssl.camera.points.weight=1.0",)),
     "nerf-points-agree": (
         "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.points.agree_with_teacher=true")
+    ),
+    "nerf-points-agree-ramp": (
+        "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.points.agree_with_teacher=true",
+                 "ssl.rampup_steps=200")
     ),
     "nerf-points-oracle": ("nerf-oracle", ("ssl.camera.points.weight=1.0",)),
     "nerf-points-balanced": (
