@@ -66,6 +66,10 @@ def test_overrides_are_coerced_to_the_field_type(tmp_path):
         ("train.deterministic=maybe", "train.deterministic must be true or false"),
         ("train.lr", "not of the form key=value"),
         ("train.lr.x=1", "unknown key 'train.lr.x'"),
+        (
+            "ssl.camera.points.min_teacher_confidence=1.5",
+            "ssl.camera.points.min_teacher_confidence must be in",
+        ),
     ],
 )
 def test_bad_overrides(assignment, message):

@@ -177,6 +177,11 @@ class Config:
                 "must be >= 0 metres",
             ),
             (
+                0.0 <= self.ssl.camera.points.min_teacher_confidence <= 1.0,
+                "ssl.camera.points.min_teacher_confidence",
+                "must be in [0, 1]",
+            ),
+            (
                 self.augment.scale_min <= self.augment.scale_max,
                 "augment.scale_min",
                 "must be <= augment.scale_max",

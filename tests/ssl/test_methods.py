@@ -161,13 +161,17 @@ def test_a_missing_mask_entry_is_one_clear_error_naming_the_image(sim_ssl_root, 
     assert list((tmp_path / "fill").rglob("*.npz"))
 
 
-@pytest.mark.parametrize("agree, balanced", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize(
+    "agree, balanced, confidence",
+    [(False, False, 0.0), (True, False, 0.0), (False, True, 0.0), (True, False, 0.5)],
+)
 def test_camera_point_route_is_its_own_term_and_reads_no_unlabeled_label(
-    sim_ssl_root, agree, balanced, one_thread
+    sim_ssl_root, agree, balanced, confidence, one_thread
 ):
     points = (
         "ssl.camera.points.weight=1.0", f"ssl.camera.points.agree_with_teacher={str(agree).lower()}",
         f"ssl.camera.points.class_balanced={str(balanced).lower()}",
+        f"ssl.camera.points.min_teacher_confidence={confidence}",
     )
     cfg = _cfg(sim_ssl_root, Method.NERF, extra=points)
     source = open_split(cfg, "train")
@@ -184,6 +188,23 @@ def test_camera_point_route_is_its_own_term_and_reads_no_unlabeled_label(
         assert metrics["camera_points"] == reference["camera_points"], mode
         for key, value in ref_weights.items():
             assert torch.equal(weights[key], value), (mode, key)
+
+
+def test_teacher_filtered_labels_hand_computed():
+    from nerfseg.ssl.methods import TeacherPoints, teacher_filtered_labels
+
+    labels = torch.tensor([0, 1, 2, IGNORE_INDEX, 1])
+    teacher = TeacherPoints(
+        classes=torch.tensor([0, 2, 2, 1, 1]),
+        confidence=torch.tensor([0.95, 0.99, 0.6, 0.99, 0.8]),
+        output=None,
+    )
+    ignore = IGNORE_INDEX
+    assert teacher_filtered_labels(labels, teacher, False, 0.0).tolist() == [0, 1, 2, ignore, 1]
+    assert teacher_filtered_labels(labels, teacher, True, 0.0).tolist() == [0, ignore, 2, ignore, 1]
+    assert teacher_filtered_labels(labels, teacher, False, 0.9).tolist() == [0, 1, ignore, ignore, ignore]
+    assert teacher_filtered_labels(labels, teacher, True, 0.9).tolist() == [0, ignore, ignore, ignore, ignore]
+    assert teacher_filtered_labels(labels, teacher, True, 0.8).tolist() == [0, ignore, ignore, ignore, 1]
 
 
 def test_class_balanced_pseudo_label_ce_hand_computed():

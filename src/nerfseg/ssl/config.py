@@ -106,6 +106,9 @@ class CameraPointsConfig:
         depth_tolerance: metres between a point's distance from the camera and its cell's rendered surface.
         agree_with_teacher: keep a point's camera label only where the teacher's point classifier predicts
             the same class (two views of the teacher must agree).
+        min_teacher_confidence: keep a point's camera label only where the teacher's point classifier's
+            softmax peaks at >= this (0 = no condition); with ``agree_with_teacher``, the teacher must both
+            predict the camera label's class and be this sure of it.
         class_balanced: weigh each class's pseudo-labeled points so that every class present counts the
             same in the cross-entropy (:func:`nerfseg.ssl.methods.class_balanced_pseudo_label_ce`), as the
             ray sampler balances the camera rays; off: every point counts the same, and road dominates.
@@ -114,6 +117,7 @@ class CameraPointsConfig:
     weight: float = 0.0
     depth_tolerance: float = 0.5
     agree_with_teacher: bool = False
+    min_teacher_confidence: float = 0.0
     class_balanced: bool = False
 
 

@@ -90,6 +90,27 @@ def confident_labels(points: TeacherPoints, threshold: float) -> torch.Tensor:
     return torch.where(points.confidence >= threshold, points.classes, ignore)
 
 
+def teacher_filtered_labels(
+    labels: torch.Tensor, points: TeacherPoints, agree: bool, min_confidence: float
+) -> torch.Tensor:
+    """Camera pseudo-labels kept only where the teacher's point classifier backs them.
+
+    Args:
+        labels: (N,) int64 pseudo-labels of the teacher view's points, IGNORE_INDEX where none.
+        points: the teacher's point classes and softmax confidences of the same N points.
+        agree: keep a label only where the teacher's point class is the same.
+        min_confidence: and only where the teacher's softmax peaks at >= this (0 = no condition).
+    Returns:
+        (N,) int64 labels, IGNORE_INDEX where dropped.
+    """
+    keep = labels != IGNORE_INDEX
+    if agree:
+        keep = keep & (labels == points.classes)
+    if min_confidence > 0:
+        keep = keep & (points.confidence >= min_confidence)
+    return torch.where(keep, labels, torch.full_like(labels, IGNORE_INDEX))
+
+
 def label_accuracy(pseudo: torch.Tensor, truth: torch.Tensor | None) -> dict[str, float]:
     """Share of points given a pseudo-label and the accuracy of those labels against the ground truth the
     training never sees (``truth`` IGNORE_INDEX points are left out of the accuracy)."""
@@ -200,10 +221,10 @@ def _unlabeled_terms(
         terms["render"] = ramp * ssl.camera.weight * camera.loss
         metrics.update(camera.metrics)
         if camera.point_labels is not None:
-            pseudo = camera.point_labels
-            if ssl.camera.points.agree_with_teacher:
-                ignore = torch.full_like(pseudo, IGNORE_INDEX)
-                pseudo = torch.where(pseudo == teacher.classes, pseudo, ignore)
+            pseudo = teacher_filtered_labels(
+                camera.point_labels, teacher, ssl.camera.points.agree_with_teacher,
+                ssl.camera.points.min_teacher_confidence,
+            )
             weight = ramp * ssl.camera.points.weight
             ce = class_balanced_pseudo_label_ce if ssl.camera.points.class_balanced else pseudo_label_ce
             terms["camera_points"] = weight * ce(student.point_logits, pseudo)
