@@ -101,6 +101,7 @@ METHODS = {
 # learnt by the point classifier (ssl.camera.points); "nerf-points-agree": only where the teacher's point
 # classifier predicts the same class; "nerf-points-agree-ramp": the same with every pseudo-label term ramped
 # in over 200 steps (ssl.rampup_steps), so that the route starts once the teacher has learnt the labeled scan;
+# "nerf-points-sure-ramp": the same, and only where the teacher's point softmax peaks at >= 0.99;
 # "nerf-points-oracle": the point route fed nerf-oracle's ground-truth
 # pixel labels (an upper bound of what the route can carry into the point classifier); "nerf-points-balanced":
 # nerf-points with each class's pseudo-labeled points weighing the same in total. "nerf-vol11": the
@@ -129,6 +130,10 @@ DIAGNOSTICS = {
     "nerf-points-agree-ramp": (
         "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.points.agree_with_teacher=true",
                  "ssl.rampup_steps=200")
+    ),
+    "nerf-points-sure-ramp": (
+        "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.points.agree_with_teacher=true",
+                 "ssl.camera.points.min_teacher_confidence=0.99", "ssl.rampup_steps=200")
     ),
     "nerf-points-oracle": ("nerf-oracle", ("ssl.camera.points.weight=1.0",)),
     "nerf-points-balanced": (
