@@ -20,8 +20,9 @@ Protocol (fixed; ``--quick`` is a subset):
 
 Resumable run by run: a run already in ``DIR/ssl_synthetic.json`` is skipped, an interrupted run resumes from
 its checkpoint. Writes ``DIR/ssl_synthetic.json`` (``{"protocol", "environment", "runs": [{"method",
-"fraction", "seed", "rig", "miou", "pseudo_label_accuracy", "seconds"}]}``) and ``DIR/ssl_synthetic.md``
-(mean +- std per rig, fraction and method) after every run.
+"fraction", "seed", "rig", "miou", "pseudo_label_accuracy", "seconds", "point_route_accuracy",
+"class_iou"}]}``) and ``DIR/ssl_synthetic.md`` (mean +- std per rig, fraction and method, and the per-class
+IoU) after every run.
 
     .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --quick          # 3 runs, 2 at a time
     .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --quick --rigs ring   # the same on the ring
@@ -142,6 +143,7 @@ DIAGNOSTICS = {
     "nerf-vol11": ("nerf", ("model.nerf.volume_stride=1", "model.nerf.volume_dilation=1",
                             "model.nerf.lambda_free=1.0", "model.nerf.lidar_free_margin=0.2")),
 }
+POINT_ROUTE_KEY = "train/camera_points_pseudo_accuracy"  # the point route's labels (ssl.camera.points)
 PSEUDO_KEYS = {  # which logged accuracy is the method's pseudo-label accuracy
     "mean-teacher": "train/consistency_pseudo_accuracy",
     "lasermix": "train/consistency_pseudo_accuracy",
@@ -262,13 +264,27 @@ def train_run(out: Path, root: Path, rig: Rig, method: str, fraction: float, see
     if key:
         half = [r[key] for r in train_records[len(train_records) // 2:] if key in r]
         accuracy = float(statistics.fmean(half)) if half else None
+    points = [r[POINT_ROUTE_KEY] for r in train_records[len(train_records) // 2:] if POINT_ROUTE_KEY in r]
     step_seconds = [r["train/sec_per_step"] for r in train_records if "train/sec_per_step" in r]
     return {
         "method": method, "fraction": fraction, "seed": seed, "rig": rig.name,
         "miou": float(val[-1]["val/miou"]), "pseudo_label_accuracy": accuracy,
         "seconds": round(seconds if args is not None else _logged_seconds(step_seconds, steps), 1),
         "sec_per_step": round(statistics.fmean(step_seconds), 3) if step_seconds else None,
+        "point_route_accuracy": float(statistics.fmean(points)) if points else None,
+        "class_iou": class_iou(records),
     }
+
+
+def class_iou(records: list[dict]) -> dict[str, float]:
+    """Per-class val IoU of a run's last logged per-class record (classes absent from the validation scans,
+    logged as NaN, left out); empty when the run logged none."""
+    logged = [r for r in records if any(k.startswith("val_iou/") for k in r)]
+    out: dict[str, float] = {}
+    for key, value in (logged[-1] if logged else {}).items():
+        if key.startswith("val_iou/") and isinstance(value, (int, float)) and value == value:
+            out[key.split("/", 1)[1]] = float(value)
+    return out
 
 
 def _logged_seconds(step_seconds: list[float], steps: int) -> float:
@@ -299,8 +315,8 @@ def markdown(protocol: dict, env: dict, runs: list[dict]) -> str:
         lines += [
             f"## {rig} rig (val mIoU %, mean +- std over seeds)",
             "",
-            "| fraction | method | seeds | mIoU | pseudo-label acc. | s / run |",
-            "|---|---|---|---|---|---|",
+            "| fraction | method | seeds | mIoU | pseudo-label acc. | point-route acc. | s / run |",
+            "|---|---|---|---|---|---|---|",
         ]
         for (r_rig, fraction, method), items in sorted(groups.items(), key=lambda kv: (kv[0][1], kv[0][2])):
             if r_rig != rig:
@@ -309,13 +325,44 @@ def markdown(protocol: dict, env: dict, runs: list[dict]) -> str:
             std = statistics.stdev(mious) if len(mious) > 1 else 0.0
             accs = [i["pseudo_label_accuracy"] for i in items if i["pseudo_label_accuracy"] is not None]
             acc = f"{100 * statistics.fmean(accs):.1f} %" if accs else "-"
+            route = [i["point_route_accuracy"] for i in items if i.get("point_route_accuracy") is not None]
+            route_acc = f"{100 * statistics.fmean(route):.1f} %" if route else "-"
             secs = statistics.fmean(i["seconds"] for i in items)
             mean = statistics.fmean(mious)
             lines.append(f"| {100 * fraction:g} % | {method} | {len(items)} | {mean:.2f} +- {std:.2f} "
-                         f"| {acc} "
+                         f"| {acc} | {route_acc} "
                          f"| {secs:.0f} |")
         lines.append("")
+        lines += class_table(rig, groups)
     return "\n".join(lines) + "\n"
+
+
+def class_table(rig: str, groups: dict[tuple, list[dict]]) -> list[str]:
+    """Per-class val IoU (mean over the seeds that logged it) of each method of one rig, per fraction."""
+    lines = []
+    for fraction in sorted({k[1] for k in groups if k[0] == rig}):
+        rows = {k[2]: v for k, v in groups.items() if k[0] == rig and k[1] == fraction}
+        names: list[str] = []
+        for items in rows.values():
+            for item in items:
+                names += [n for n in item.get("class_iou", {}) if n not in names]
+        if not names:
+            continue
+        lines += [
+            f"Per-class val IoU % at {100 * fraction:g} % (mean over seeds):",
+            "",
+            "| method | seeds | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names),
+        ]
+        for method in sorted(rows):
+            logged = [i["class_iou"] for i in rows[method] if i.get("class_iou")]
+            cells = []
+            for name in names:
+                values = [c[name] for c in logged if name in c]
+                cells.append(f"{100 * statistics.fmean(values):.1f}" if values else "-")
+            lines.append(f"| {method} | {len(logged)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
