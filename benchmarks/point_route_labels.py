@@ -98,6 +98,8 @@ def scan_records(model, head, cfg, sample, cache, label_map) -> dict[str, np.nda
         if mask_ids is None:
             raise SystemExit(f"{camera.image_path}: no cached masks (run `nerfseg masks --config` first)")
         truth_full = read_semantic_train(camera, label_map)
+        if truth_full is None:
+            raise SystemExit(f"{camera.image_path}: no ground-truth semantic image (simulated data has one)")
         truth = torch.as_tensor(read_at_pixels(truth_full, grid.pixels)).view(grid.shape).long()
         pseudo = camera_pseudo_labels(head, volume, camera, grid, pixels, 0, c, mask_ids, None, camera_cfg)
         # the cell each point takes its label from: the route itself, fed the cell indices as labels
