@@ -51,11 +51,13 @@ from nerfseg.engine.train import labeled_indices
 from nerfseg.geometry.rays import PixelGrid, read_at_pixels
 from nerfseg.io_utils import atomic_write_text
 from nerfseg.masks.config import open_run_mask_cache
-from nerfseg.ssl.camera_points import camera_point_labels
+from nerfseg.ssl.camera_points import camera_point_cells
 from nerfseg.ssl.camera_step import camera_pseudo_labels
+from nerfseg.ssl.fusion import fuse_pseudo_labels
 
 FUSED_CONFIDENCES = (0.5, 0.6, 0.7, 0.8, 0.9)
 TEACHER_CONFIDENCES = (0.9, 0.95, 0.99)
+AGREE_ROW = "route, teacher's point class agrees"
 
 
 def load_teacher(run_dir: Path):
@@ -88,8 +90,6 @@ def scan_records(model, head, cfg, sample, cache, label_map) -> dict[str, np.nda
     fused_conf = torch.zeros(n)
     oracle = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
     unmasked = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
-    # the render alone: no masks, every opaque pixel keeps its own argmax
-    unmasked_cfg = replace(camera_cfg, fusion=replace(camera_cfg.fusion, tau_pix=0.0))
     for c, camera in enumerate(bare.cameras):
         grid = PixelGrid(*camera.image_size, camera_cfg.stride)
         pixels = grid.pixels
@@ -102,29 +102,24 @@ def scan_records(model, head, cfg, sample, cache, label_map) -> dict[str, np.nda
             raise SystemExit(f"{camera.image_path}: no ground-truth semantic image (simulated data has one)")
         truth = torch.as_tensor(read_at_pixels(truth_full, grid.pixels)).view(grid.shape).long()
         pseudo = camera_pseudo_labels(head, volume, camera, grid, pixels, 0, c, mask_ids, None, camera_cfg)
-        # the cell each point takes its label from: the route itself, fed the cell indices as labels
-        cells = torch.arange(grid.shape[0] * grid.shape[1], dtype=torch.int64).view(grid.shape)
-        cells = torch.where(cells >= IGNORE_INDEX, cells + 1, cells)  # never the ignore value
-        point_cell = camera_point_labels(
-            batch.points[:, :3], camera, grid, cells, pseudo.depth, pseudo.opacity,
+        # the render alone, from the same render: no masks, every opaque pixel keeps its own argmax
+        no_masks = torch.full(grid.shape, -1, dtype=torch.int64)
+        render_only, _ = fuse_pseudo_labels(
+            pseudo.probs, pseudo.opacity, no_masks, camera_cfg.fusion.tau_mask, 0.0, camera_cfg.tau_opacity
+        )
+        cell = camera_point_cells(
+            batch.points[:, :3], camera, grid, pseudo.depth, pseudo.opacity,
             camera_cfg.points.depth_tolerance, camera_cfg.tau_opacity,
         )
-        routed = point_cell != IGNORE_INDEX
-        cell = torch.where(point_cell > IGNORE_INDEX, point_cell - 1, point_cell).clamp_min(0)
-        label = pseudo.labels.reshape(-1)[cell]
-        take = routed & (label != IGNORE_INDEX) & (fused == IGNORE_INDEX)  # the first camera's label wins
-        fused[take] = label[take]
-        fused_conf[take] = pseudo.confidence.reshape(-1)[cell][take]
-        bare_render = camera_pseudo_labels(
-            head, volume, camera, grid, pixels, 0, c, np.full_like(mask_ids, -1), None, unmasked_cfg
-        )
-        label = bare_render.labels.reshape(-1)[cell]
-        take = routed & (label != IGNORE_INDEX) & (unmasked == IGNORE_INDEX)
-        unmasked[take] = label[take]
-        # the oracle route: the ground-truth pixel label of the same cell (opaque: camera_point_labels checks)
-        true_label = truth.reshape(-1)[cell]
-        take = routed & (true_label != IGNORE_INDEX) & (oracle == IGNORE_INDEX)
-        oracle[take] = true_label[take]
+        routed = cell >= 0
+        cell = cell.clamp_min(0)
+        # each label kind: the cell's label where the point is its surface; the first camera's label wins
+        for target, labels in ((fused, pseudo.labels), (unmasked, render_only), (oracle, truth)):
+            label = labels.reshape(-1)[cell]
+            take = routed & (label != IGNORE_INDEX) & (target == IGNORE_INDEX)
+            target[take] = label[take]
+            if target is fused:
+                fused_conf[take] = pseudo.confidence.reshape(-1)[cell][take]
     return {
         "fused": fused.numpy(), "fused_conf": fused_conf.numpy(), "oracle": oracle.numpy(),
         "unmasked": unmasked.numpy(),
@@ -169,7 +164,7 @@ def filters(rec: dict[str, np.ndarray], num_classes: int) -> list[dict]:
     rows.append(row("route, the render's own argmax (no masks)", unmasked != IGNORE_INDEX, unmasked, truth,
                     num_classes))
     agree = routed & (teacher == fused)
-    rows.append(row("route, teacher's point class agrees", agree, fused, truth, num_classes))
+    rows.append(row(AGREE_ROW, agree, fused, truth, num_classes))
     for t in TEACHER_CONFIDENCES:
         rows.append(row(f"route, agrees and teacher point confidence >= {t}", agree & (tconf >= t), fused,
                         truth, num_classes))
@@ -231,7 +226,7 @@ def markdown(report: dict) -> str:
             lines.append(f"| {r['filter']} | {100 * r['coverage']:.2f} % | {100 * r['accuracy']:.1f} % | "
                          f"{100 * r['mean_class_precision']:.1f} % | {r['classes_given']} |")
         names = run["class_names"]
-        for r in (run["rows"][0], run["rows"][7]):
+        for r in (run["rows"][0], *(r for r in run["rows"] if r["filter"] == AGREE_ROW)):
             wrong = ", ".join(f"{names[g]} for {names[t]} ({n})" for g, t, n in r["top_confusions"])
             lines += ["", f"Most frequent wrong labels, {r['filter']}: {wrong}."]
         first = run["rows"][0]["per_class"]

@@ -11,7 +11,7 @@ import torch
 from nerfseg.data.sample import IGNORE_INDEX, CameraFrame
 from nerfseg.geometry.rays import PixelGrid
 from nerfseg.geometry.transforms import make_transform
-from nerfseg.ssl.camera_points import camera_point_labels, grid_cells_of_pixels
+from nerfseg.ssl.camera_points import camera_point_cells, camera_point_labels, grid_cells_of_pixels
 
 I = IGNORE_INDEX
 K = np.array([[100.0, 0, 50], [0, 100, 20], [0, 0, 1]])  # 100 x 40 image
@@ -101,8 +101,31 @@ def test_transparent_cells_and_unlabeled_pixels_give_nothing():
     assert got[0] == I and (got[1:n_pole] == 3).all()
 
 
+@pytest.mark.parametrize("stride", [1, 4])
+def test_point_cells_are_the_visible_surface_cells_and_carry_the_labels(stride):
+    points, n_pole, n_wall = _scene()
+    grid = PixelGrid(*CAMERA.image_size, stride)
+    surface, cells = _first_surface(points, grid)
+    opaque = torch.isfinite(surface)
+    depth = torch.where(opaque, surface, torch.zeros_like(surface)).view(grid.shape)
+    opacity = opaque.double().view(grid.shape)
+    got = camera_point_cells(points, CAMERA, grid, depth, opacity, tolerance=0.3, min_opacity=0.5)
+    hidden = torch.zeros(len(points), dtype=torch.bool)
+    hidden[n_pole:n_pole + n_wall] = torch.isin(cells[n_pole:n_pole + n_wall], cells[:n_pole])
+    expected = torch.where(hidden, torch.full_like(cells, -1), cells)  # cells is -1 outside the image
+    assert got.tolist() == expected.tolist()
+    # the labels are the cells' labels, read through these cells
+    labels = torch.randint(0, 5, grid.shape, generator=torch.Generator().manual_seed(0))
+    labels.view(-1)[::7] = I
+    routed = camera_point_labels(points, CAMERA, grid, labels, depth, opacity, tolerance=0.3, min_opacity=0.5)
+    read = torch.where(got >= 0, labels.view(-1)[got.clamp_min(0)], torch.full_like(got, I))
+    assert routed.tolist() == read.tolist()
+
+
 def test_shape_mismatch_is_an_error():
     grid = PixelGrid(*CAMERA.image_size, 4)
     bad = torch.zeros((3, 3))
     with pytest.raises(ValueError, match="camera_point_labels"):
         camera_point_labels(torch.zeros((1, 3)), CAMERA, grid, bad.long(), bad, bad, 0.3, 0.5)
+    with pytest.raises(ValueError, match="camera_point_cells"):
+        camera_point_cells(torch.zeros((1, 3)), CAMERA, grid, bad, bad, 0.3, 0.5)

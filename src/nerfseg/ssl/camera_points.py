@@ -44,38 +44,37 @@ def grid_cells_of_pixels(pixels: torch.Tensor, visible: torch.Tensor, grid: Pixe
     return torch.where(inside, flat, torch.full_like(flat, -1))
 
 
-def camera_point_labels(
+def camera_point_cells(
     xyz: torch.Tensor,
     camera,
     grid: PixelGrid,
-    pixel_labels: torch.Tensor,
     surface_depth: torch.Tensor,
     opacity: torch.Tensor,
     tolerance: float,
     min_opacity: float,
 ) -> torch.Tensor:
-    """Pseudo-labels of one scan's points from one camera's fused pixel labels.
+    """The reduced-grid cell whose rendered surface each point of one scan is, from one camera.
 
     Args:
         xyz: (N, 3+) the scan's points in its `lidar` frame (the view the teacher rendered), metres.
         camera: that view's CameraFrame (``K``, ``lidar_to_cam``, ``cam_to_lidar``, ``image_size``).
         grid: the reduced grid the teacher rendered.
-        pixel_labels: (H', W') int64 fused pseudo-labels on the grid, IGNORE_INDEX where none.
         surface_depth: (H', W') rendered ``D`` (sum of weight x distance, not divided by opacity), metres.
         opacity: (H', W') rendered opacity ``A`` in [0, 1].
         tolerance: metres: the point's distance must be within this of the rendered surface ``D / A``.
         min_opacity: a cell ray less opaque than this has no surface.
     Returns:
-        (N,) int64 labels on the device of ``pixel_labels``, IGNORE_INDEX where the point gets none.
+        (N,) int64 flat cell ``row' * W' + col'`` on the device of ``surface_depth``; -1 where the point is
+        outside the image or is not its cell's surface.
     """
-    device = pixel_labels.device
-    if pixel_labels.shape != grid.shape or surface_depth.shape != grid.shape or opacity.shape != grid.shape:
+    device = surface_depth.device
+    if surface_depth.shape != grid.shape or opacity.shape != grid.shape:
         raise ValueError(
-            f"camera_point_labels: grid {grid.shape}, got labels {tuple(pixel_labels.shape)}, depth "
-            f"{tuple(surface_depth.shape)}, opacity {tuple(opacity.shape)}"
+            f"camera_point_cells: grid {grid.shape}, got depth {tuple(surface_depth.shape)}, "
+            f"opacity {tuple(opacity.shape)}"
         )
     points = xyz[:, :3].to(device)
-    out = torch.full((points.shape[0],), IGNORE_INDEX, dtype=torch.int64, device=device)
+    out = torch.full((points.shape[0],), -1, dtype=torch.int64, device=device)
     pixels, visible = project_to_pixels(points, camera.K, camera.lidar_to_cam, camera.image_size)
     cells = grid_cells_of_pixels(pixels.to(device), visible.to(device), grid)
     seen = torch.nonzero(cells >= 0).squeeze(1)
@@ -91,6 +90,35 @@ def camera_point_labels(
         tolerance,
         min_opacity,
     )
-    labels = pixel_labels.reshape(-1)[cell]
-    out[seen] = torch.where(agrees, labels, torch.full_like(labels, IGNORE_INDEX))
+    out[seen] = torch.where(agrees, cell, torch.full_like(cell, -1))
     return out
+
+
+def camera_point_labels(
+    xyz: torch.Tensor,
+    camera,
+    grid: PixelGrid,
+    pixel_labels: torch.Tensor,
+    surface_depth: torch.Tensor,
+    opacity: torch.Tensor,
+    tolerance: float,
+    min_opacity: float,
+) -> torch.Tensor:
+    """Pseudo-labels of one scan's points from one camera's fused pixel labels: each point takes the label of
+    the cell whose surface it is (:func:`camera_point_cells`).
+
+    Args:
+        xyz, camera, grid, surface_depth, opacity, tolerance, min_opacity: as :func:`camera_point_cells`.
+        pixel_labels: (H', W') int64 fused pseudo-labels on the grid, IGNORE_INDEX where none.
+    Returns:
+        (N,) int64 labels on the device of ``pixel_labels``, IGNORE_INDEX where the point gets none.
+    """
+    if pixel_labels.shape != grid.shape or surface_depth.shape != grid.shape or opacity.shape != grid.shape:
+        raise ValueError(
+            f"camera_point_labels: grid {grid.shape}, got labels {tuple(pixel_labels.shape)}, depth "
+            f"{tuple(surface_depth.shape)}, opacity {tuple(opacity.shape)}"
+        )
+    cells = camera_point_cells(xyz, camera, grid, surface_depth, opacity, tolerance, min_opacity)
+    cells = cells.to(pixel_labels.device)
+    labels = pixel_labels.reshape(-1)[cells.clamp_min(0)]
+    return torch.where(cells >= 0, labels, torch.full_like(labels, IGNORE_INDEX))

@@ -35,18 +35,20 @@ from nerfseg.ssl.ray_sampler import pixel_flat_index, sample_rays_with
 
 @dataclass
 class PixelPseudoLabels:
-    """The teacher's render of one camera's reduced grid and its fused pseudo-labels, all (H', W').
+    """The teacher's render of one camera's reduced grid and its fused pseudo-labels, all (H', W'[, C]).
 
     Attributes:
         labels: int64 pseudo-labels, IGNORE_INDEX where none; confidence: float32 their confidence.
         depth: float32 rendered ``D`` (sum of weight x distance from the camera centre), metres;
-        opacity: float32 rendered opacity ``A``.
+        opacity: float32 rendered opacity ``A``; probs: (H', W', C) the rendered class distribution the
+        labels were fused from (``RenderOutput.probs``).
     """
 
     labels: torch.Tensor
     confidence: torch.Tensor
     depth: torch.Tensor
     opacity: torch.Tensor
+    probs: torch.Tensor
 
 
 @dataclass
@@ -87,12 +89,12 @@ def camera_pseudo_labels(
         if truth is None:
             raise ValueError(f"{camera.image_path}: ssl.camera.oracle needs a ground-truth semantic image")
         labels = torch.where(opacity >= cfg.tau_opacity, truth, torch.full_like(truth, IGNORE_INDEX))
-        return PixelPseudoLabels(labels, (labels != IGNORE_INDEX).float(), depth, opacity)
+        return PixelPseudoLabels(labels, (labels != IGNORE_INDEX).float(), depth, opacity, probs)
     ids = torch.as_tensor(read_at_pixels(mask_ids, grid.pixels)).to(pixels.device).view(h, w)
     labels, confidence = fuse_pseudo_labels(
         probs, opacity, ids, cfg.fusion.tau_mask, cfg.fusion.tau_pix, cfg.tau_opacity
     )
-    return PixelPseudoLabels(labels, confidence.float(), depth, opacity)
+    return PixelPseudoLabels(labels, confidence.float(), depth, opacity, probs)
 
 
 def camera_render_loss(
