@@ -109,6 +109,9 @@ METHODS = {
 # render volume of the stride-1 voxels dilated by one
 # (model.nerf.volume_stride=1, volume_dilation=1) with the LiDAR-ray free-space loss (lambda_free 1, margin
 # 0.2 m), the one volume that met both camera-coverage targets (benchmarks/results/camera_coverage_vol11.md).
+# "nerf-appear" / "nerf-points-appear": nerf / nerf-points with the fused pixel labels kept only where the
+# appearance net, trained before the first step on the labeled scans' images alone, gives the same class
+# (ssl.camera.appearance; benchmarks/results/appearance_labels.md).
 # name -> (the protocol method it varies, extra --set): preset and pseudo-label key are that method's.
 SHARED = "model.nerf.semantics_from_point_head=true"
 DIAGNOSTICS = {
@@ -140,6 +143,8 @@ DIAGNOSTICS = {
     "nerf-points-balanced": (
         "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.points.class_balanced=true")
     ),
+    "nerf-appear": ("nerf", ("ssl.camera.appearance.enabled=true",)),
+    "nerf-points-appear": ("nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.appearance.enabled=true")),
     "nerf-vol11": ("nerf", ("model.nerf.volume_stride=1", "model.nerf.volume_dilation=1",
                             "model.nerf.lambda_free=1.0", "model.nerf.lidar_free_margin=0.2")),
 }

@@ -182,6 +182,24 @@ class Config:
                 "must be in [0, 1]",
             ),
             (
+                not self.ssl.camera.appearance.enabled or self.ssl.camera.stride % 4 == 0,
+                "ssl.camera.stride",
+                "must be a multiple of 4 with ssl.camera.appearance.enabled (the appearance net labels 4 x 4 "
+                "pixel blocks)",
+            ),
+            (
+                all(n > 0 and n % 4 == 0 for n in (self.ssl.camera.appearance.crop_height,
+                                                    self.ssl.camera.appearance.crop_width)),
+                "ssl.camera.appearance.crop_height / crop_width",
+                "must be positive multiples of 4",
+            ),
+            (
+                min(self.ssl.camera.appearance.steps, self.ssl.camera.appearance.views_per_step,
+                    self.ssl.camera.appearance.max_views, self.ssl.camera.appearance.width) >= 1,
+                "ssl.camera.appearance.steps / views_per_step / max_views / width",
+                "must be >= 1",
+            ),
+            (
                 self.augment.scale_min <= self.augment.scale_max,
                 "augment.scale_min",
                 "must be <= augment.scale_max",

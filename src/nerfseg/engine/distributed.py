@@ -215,12 +215,12 @@ class StepModule(nn.Module):
 
     def forward(
         self, recipe, teacher, loss_fn, ssl, labeled, unlabeled, generator, num_classes: int,
-        ramp: float = 1.0,
+        ramp: float = 1.0, appearance: nn.Module | None = None,
     ):
         """:func:`nerfseg.ssl.methods.method_losses` of the step -> (losses, metrics)."""
         from nerfseg.ssl.methods import StepModels, method_losses
 
-        models = StepModels(self.model, self.head, teacher)
+        models = StepModels(self.model, self.head, teacher, appearance)
         return method_losses(recipe, models, loss_fn, ssl, labeled, unlabeled, generator, num_classes, ramp)
 
 
@@ -336,6 +336,16 @@ def run_lock(ctx: DistContext, run_dir: str | Path) -> Iterator[RunLock | NoLock
         yield lock
     finally:
         lock.__exit__(None, None, None)
+
+
+def broadcast_module(ctx: DistContext, module: nn.Module) -> None:
+    """Overwrite ``module``'s parameters and buffers with rank 0's, in place (a collective; nothing for a
+    single process). For modules every process builds on its own, e.g. the frozen appearance net."""
+    if not ctx.distributed:
+        return
+    with torch.no_grad():
+        for tensor in module.state_dict().values():
+            dist.broadcast(tensor, src=0)
 
 
 def broadcast_flag(ctx: DistContext, value: bool) -> bool:

@@ -2,8 +2,9 @@
 
 Payload (``kind == "train"``): ``step``, ``config``, ``num_classes``, ``class_names``, ``model`` (student
 segmentor), ``nerf_head`` (when the method trains the head), ``teacher`` (the EMA teacher's segmentor, when
-the method keeps one) and ``teacher_head``, ``optimizer``, ``scheduler``, ``rng`` (torch CPU / CUDA and the
-step generator). Both data streams are pure functions of (seed, step), so nothing else is needed.
+the method keeps one) and ``teacher_head``, ``appearance_net`` (the frozen net of ``ssl.camera.appearance``,
+when enabled), ``optimizer``, ``scheduler``, ``rng`` (torch CPU / CUDA and the step generator). Both data
+streams are pure functions of (seed, step), so nothing else is needed.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class RunState:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     generator: torch.Generator
+    appearance: torch.nn.Module | None = None
 
     def payload(self, step: int, cfg: Config, class_names: list[str]) -> dict[str, Any]:
         """The checkpoint dict after ``step`` optimiser steps."""
@@ -67,6 +69,8 @@ class RunState:
             payload["teacher"] = self.teacher["model"].state_dict()
             if self.head is not None:
                 payload["teacher_head"] = self.teacher["head"].state_dict()
+        if self.appearance is not None:
+            payload["appearance_net"] = self.appearance.state_dict()
         return payload
 
     def restore(self, state: dict[str, Any], path: Path) -> int:
@@ -82,6 +86,10 @@ class RunState:
             self.teacher["model"].load_state_dict(state["teacher"])
             if self.head is not None:
                 self.teacher["head"].load_state_dict(state["teacher_head"])
+        if self.appearance is not None:
+            if "appearance_net" not in state:
+                raise DataError(path, "holds no appearance net, but ssl.camera.appearance is enabled")
+            self.appearance.load_state_dict(state["appearance_net"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         ckpt.restore_rng_state(state["rng"], {"nerf": self.generator})

@@ -38,13 +38,13 @@ def train_step(
     """
     labeled = labeled.to(device)
     unlabeled = None if unlabeled is None else unlabeled.to(device)
-    models = StepModels(state.model, state.head, state.teacher)
+    models = StepModels(state.model, state.head, state.teacher, state.appearance)
     ramp = pseudo_label_ramp(step, cfg.ssl.rampup_steps)
     with autocast(device, cfg.train.bf16):
         if step_module is not None:
             losses, metrics = step_module(
                 recipe, state.teacher, loss_fn, cfg.ssl, labeled, unlabeled, state.generator, num_classes,
-                ramp,
+                ramp, state.appearance,
             )
         else:
             losses, metrics = method_losses(

@@ -55,6 +55,7 @@ class UnlabeledScan:
     cameras: list[int] = field(default_factory=list)
     mask_ids: list[np.ndarray] = field(default_factory=list)
     pixel_truth: list[np.ndarray | None] = field(default_factory=list)
+    images: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -70,6 +71,8 @@ class UnlabeledBatch:
         mask_ids: per scan and chosen camera, (H, W) int32 cached mask ids (-1 = no mask).
         pixel_truth: per scan and chosen camera, (H, W) int64 ground-truth train ids or None (metrics and
             the oracle diagnostic only).
+        images: per scan and chosen camera, (H, W, 3) uint8 RGB when the loader was asked to keep them
+            (``CameraInputs.images``), else empty lists.
     """
 
     teacher: PointBatch
@@ -78,6 +81,7 @@ class UnlabeledBatch:
     cameras: list[list[int]]
     mask_ids: list[list[np.ndarray]]
     pixel_truth: list[list[np.ndarray | None]]
+    images: list[list[np.ndarray]] = field(default_factory=list)
 
     @property
     def batch_size(self) -> int:
@@ -107,6 +111,7 @@ class CameraInputs:
         dataset_root: the dataset root (default cache location).
         label_map: maps the ground-truth semantic images to train ids (metrics / oracle).
         pixel_truth: read the ground-truth semantic images where they exist.
+        images: keep the chosen cameras' images (the appearance gate, ``ssl.camera.appearance``, reads them).
     """
 
     cameras_per_scan: int
@@ -114,6 +119,7 @@ class CameraInputs:
     dataset_root: str
     label_map: LabelMap
     pixel_truth: bool = True
+    images: bool = False
 
 
 class UnlabeledDataset(Dataset):
@@ -179,12 +185,15 @@ class UnlabeledDataset(Dataset):
         scan.cameras = sorted(int(c) for c in rng.choice(count, size=take, replace=False))
         for c in scan.cameras:
             camera = sample.cameras[c]
-            if inputs.masks is not None:
+            if inputs.masks is not None or inputs.images:
                 image = camera.load_image()
-                scan.mask_ids.append(
-                    self._mask_cache().get(image, camera.image_path, inputs.masks.compute_missing)
-                )
-                camera.image = None  # the methods need the masks, not the pixels
+                if inputs.masks is not None:
+                    scan.mask_ids.append(
+                        self._mask_cache().get(image, camera.image_path, inputs.masks.compute_missing)
+                    )
+                if inputs.images:
+                    scan.images.append(image)
+                camera.image = None  # the samples travel without pixels; the kept ones are in scan.images
             truth = read_semantic_train(camera, inputs.label_map) if inputs.pixel_truth else None
             scan.pixel_truth.append(truth)
 
@@ -205,6 +214,7 @@ def collate_unlabeled(scans: Sequence[UnlabeledScan]) -> UnlabeledBatch:
         cameras=[s.cameras for s in scans],
         mask_ids=[s.mask_ids for s in scans],
         pixel_truth=[s.pixel_truth for s in scans],
+        images=[s.images for s in scans],
     )
 
 

@@ -69,6 +69,8 @@ from nerfseg.io_utils import atomic_write_text
 from nerfseg.ssl.recipe import recipe_for
 
 LAST = "last.pt"
+APPEARANCE_SEED = 0xA9E
+"""Seed offset (from ``train.seed``) of the appearance net's initial weights and training draws."""
 
 
 @dataclass
@@ -162,7 +164,32 @@ def build_state(cfg: Config, num_classes: int, device: torch.device, sync_bn: bo
     teacher = MeanTeacher(students, cfg.ssl.teacher) if recipe.uses_teacher else None
     optimizer, scheduler = build_optimizer(cfg, params)
     generator = torch.Generator(device=device).manual_seed(cfg.train.seed + 1)
-    return RunState(model, head, teacher, optimizer, scheduler, generator)
+    appearance = None
+    if recipe.camera and cfg.ssl.camera.appearance.enabled:  # untrained here: _train trains or restores it
+        from nerfseg.models.appearance import AppearanceNet
+
+        with torch.random.fork_rng(devices=[]):  # its initial weights draw nothing from the run's stream
+            torch.manual_seed(cfg.train.seed + APPEARANCE_SEED)
+            appearance = AppearanceNet(num_classes, cfg.ssl.camera.appearance.width).to(device).eval()
+        appearance.requires_grad_(False)
+    return RunState(model, head, teacher, optimizer, scheduler, generator, appearance)
+
+
+def _train_appearance(cfg: Config, state: RunState, train_source, labeled, device, ctx) -> None:
+    """Train the run's appearance net on the labeled scans' camera views, before the first step (rank 0's
+    weights on every process)."""
+    from nerfseg.ssl.appearance import labeled_views, train_appearance_net
+
+    started = time.perf_counter()
+    appearance_cfg = cfg.ssl.camera.appearance
+    seed = cfg.train.seed + APPEARANCE_SEED
+    views = labeled_views(train_source, labeled, appearance_cfg.max_views, seed)
+    losses = train_appearance_net(state.appearance, views, appearance_cfg, seed, device)
+    ddp.broadcast_module(ctx, state.appearance)
+    if ctx.is_main and losses:
+        print(f"appearance net: {len(views)} labeled views, {appearance_cfg.steps} steps, loss "
+              f"{losses[0]:.3f} -> {sum(losses[-20:]) / len(losses[-20:]):.3f}, "
+              f"{time.perf_counter() - started:.0f} s", flush=True)
 
 
 def _streams(cfg: Config, train_source, labeled, step: int, shard=None, pin_memory: bool = False):
@@ -191,6 +218,7 @@ def _streams(cfg: Config, train_source, labeled, step: int, shard=None, pin_memo
             masks=cfg.masks,
             dataset_root=cfg.data.root,
             label_map=DatasetKind(cfg.data.dataset).label_map,
+            images=cfg.ssl.camera.appearance.enabled,
         )
     dataset = UnlabeledDataset(
         train_source, unlabeled, cfg.augment, cfg.train.seed, inputs, cfg.data.on_bad_scan
@@ -259,6 +287,8 @@ def _train(
     val_source = open_split(cfg, cfg.data.val_split) if cfg.data.val_split else None
 
     state = build_state(cfg, label_map.num_classes, device, sync_bn=ctx.distributed)
+    if state.appearance is not None and stored is None:
+        _train_appearance(cfg, state, train_source, labeled, device, ctx)
     loss_fn = SegmentationLoss(cfg.loss)
     if ctx.distributed:  # CE + Lovász over the whole global batch, not a mean of per-process means
         loss_fn = ddp.GlobalBatchLoss(loss_fn)

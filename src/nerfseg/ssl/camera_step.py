@@ -14,6 +14,10 @@ Per unlabeled scan and chosen camera:
 The oracle diagnostic (``oracle: true``) replaces step 2 by the ground-truth semantic image at the same pixels
 (with the same opacity gate), an upper bound for what better pseudo-labels could give.
 
+With ``appearance.enabled`` a fused pixel label is kept only where the frozen appearance net
+(:mod:`nerfseg.ssl.appearance`), trained on the labeled scans' images, labels the same cell with the same
+class; the rest get no label (step 2b, before the sampler and the point route).
+
 With ``points.weight > 0`` the fused pixel labels also go to the teacher view's points whose distance agrees
 with the rendered surface of their cell (:mod:`nerfseg.ssl.camera_points`); the caller learns them with the
 point classifier.
@@ -27,6 +31,8 @@ import torch
 
 from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.geometry.rays import PixelGrid, RayBundle, camera_ray_bundle, read_at_pixels
+from nerfseg.models.appearance import grid_probs
+from nerfseg.ssl.appearance import appearance_gate
 from nerfseg.ssl.camera_points import camera_point_labels
 from nerfseg.ssl.config import CameraRaysConfig
 from nerfseg.ssl.fusion import fuse_pseudo_labels
@@ -112,7 +118,7 @@ def camera_render_loss(
         teacher_volume = teacher_head.build_volume(teacher_out)
     bundles: list[RayBundle] = []
     targets: list[torch.Tensor] = []
-    labeled_pixels = total_pixels = correct = scored = 0
+    labeled_pixels = total_pixels = correct = scored = fused_pixels = 0
     view = unlabeled.teacher
     point_labels = None
     if cfg.points.weight > 0:
@@ -130,6 +136,11 @@ def camera_render_loss(
                 teacher_head, teacher_volume, camera, grid, pixels, scan, c, mask_ids, truth, cfg
             )
             labels, confidence = pseudo.labels, pseudo.confidence
+            if cfg.appearance.enabled and not cfg.oracle:
+                fused_pixels += int((labels != IGNORE_INDEX).sum())
+                image = torch.as_tensor(unlabeled.images[scan][slot]).to(device)
+                with torch.no_grad():
+                    labels = appearance_gate(labels, grid_probs(models.appearance, image, grid))
             if point_labels is not None:
                 rows = torch.nonzero(view.batch_index == scan).squeeze(1)
                 found = camera_point_labels(
@@ -154,6 +165,8 @@ def camera_render_loss(
             bundles.append(camera_ray_bundle(student_camera, drawn_pixels, scan=scan, camera_index=c))
             targets.append(ray_labels)
     metrics = {"render_pseudo_coverage": labeled_pixels / max(total_pixels, 1)}
+    if fused_pixels:
+        metrics["appearance_kept"] = labeled_pixels / fused_pixels
     if scored:
         metrics["render_pseudo_accuracy"] = correct / scored
     if not bundles:

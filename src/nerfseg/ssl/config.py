@@ -122,6 +122,36 @@ class CameraPointsConfig:
 
 
 @dataclass
+class AppearanceConfig:
+    """A second, independent opinion on the camera pseudo-labels (:mod:`nerfseg.ssl.appearance`): a small
+    2D net (:class:`nerfseg.models.appearance.AppearanceNet`) learns, before the first training step, to label
+    the labeled scans' images from their LiDAR labels projected into them; a fused pixel pseudo-label is kept
+    only where that net's class agrees with it. The teacher's mistakes are whole objects of a confidently
+    wrong class, which no filter built from the teacher removes; the net sees appearance, never the teacher.
+
+    Attributes:
+        enabled: gate the fused pixel pseudo-labels (render route and point route) by the net's class. Needs a
+            ``ssl.camera.stride`` that is a multiple of 4 (the net labels 4 x 4 pixel blocks).
+        steps: optimiser steps (Adam) of the net, all before the first training step; the net is then frozen.
+        views_per_step: labeled camera images (random crops) per step.
+        max_views: at most this many labeled camera images are read (drawn at random from the labeled scans'
+            cameras, seeded by ``train.seed``) and held in memory while the net trains.
+        crop_height, crop_width: pixels of each training crop (multiples of 4).
+        lr: Adam's learning rate.
+        width: channels of the net's stride-4 features (twice that at stride 8).
+    """
+
+    enabled: bool = False
+    steps: int = 400
+    views_per_step: int = 6
+    max_views: int = 64
+    crop_height: int = 256
+    crop_width: int = 384
+    lr: float = 2e-3
+    width: int = 32
+
+
+@dataclass
 class CameraRaysConfig:
     """Camera-ray self-supervision (the ``nerf`` methods, DESIGN.md steps 8-10).
 
@@ -136,6 +166,7 @@ class CameraRaysConfig:
         oracle: diagnostic upper bound: supervise the rendered rays with the ground-truth ``semantic_2/``
             instead of fused pseudo-labels (only where the dataset has it; never for real results).
         points: the point route (off by default).
+        appearance: the appearance net's gate on the fused pseudo-labels (off by default).
     """
 
     stride: int = 4
@@ -146,6 +177,7 @@ class CameraRaysConfig:
     weight: float = 1.0
     oracle: bool = False
     points: CameraPointsConfig = field(default_factory=CameraPointsConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
 
 
 @dataclass

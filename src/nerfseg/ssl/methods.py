@@ -27,11 +27,13 @@ from nerfseg.ssl.recipe import Recipe
 @dataclass
 class StepModels:
     """What a step trains and reads: the student segmentor, the NeRF head (or None), the EMA teacher (or
-    None, a :class:`~nerfseg.engine.teacher.MeanTeacher` holding ``model`` and ``head`` copies)."""
+    None, a :class:`~nerfseg.engine.teacher.MeanTeacher` holding ``model`` and ``head`` copies) and the frozen
+    appearance net of ``ssl.camera.appearance`` (or None)."""
 
     model: nn.Module
     head: nn.Module | None
     teacher: nn.Module | None
+    appearance: nn.Module | None = None
 
 
 @dataclass
