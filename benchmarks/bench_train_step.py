@@ -376,8 +376,8 @@ def method_worker(
     from nerfseg.data.loader import TrainingDataset
     from nerfseg.engine.losses import SegmentationLoss
     from nerfseg.engine.step import train_step
-    from nerfseg.engine.streams import CameraInputs, UnlabeledDataset, collate_unlabeled
-    from nerfseg.engine.train import build_state
+    from nerfseg.engine.streams import UnlabeledDataset, collate_unlabeled
+    from nerfseg.engine.train import build_state, camera_inputs
     from nerfseg.sparse import voxelize
     from nerfseg.ssl.config import Method
     from nerfseg.ssl.recipe import recipe_for
@@ -397,10 +397,7 @@ def method_worker(
     labeled = np.arange(batch)
     unlabeled = np.arange(batch, 2 * batch)
     labeled_data = TrainingDataset(source, labeled, cfg.augment, cfg.train.seed)
-    inputs = None
-    if recipe.uses_masks:
-        inputs = CameraInputs(cfg.ssl.camera.cameras_per_scan, cfg.masks, cfg.data.root, label_map)
-    unlabeled_data = UnlabeledDataset(source, unlabeled, cfg.augment, cfg.train.seed, inputs)
+    unlabeled_data = UnlabeledDataset(source, unlabeled, cfg.augment, cfg.train.seed, camera_inputs(cfg))
 
     # every step's batches are read before the first step (data time is not step time); step s is epoch s
     started = time.perf_counter()

@@ -70,11 +70,20 @@ def test_overrides_are_coerced_to_the_field_type(tmp_path):
             "ssl.camera.points.min_teacher_confidence=1.5",
             "ssl.camera.points.min_teacher_confidence must be in",
         ),
+        ("ssl.camera.appearance.crop_width=250", "ssl.camera.appearance.crop_height / crop_width must be"),
+        ("ssl.camera.appearance.steps=0", "ssl.camera.appearance.steps / views_per_step"),
     ],
 )
 def test_bad_overrides(assignment, message):
     with pytest.raises(ConfigError, match=message.replace(".", r"\.")):
         load_config(None, [assignment])
+
+
+def test_the_appearance_gate_needs_a_stride_the_net_labels():
+    assert load_config(None, ["ssl.camera.stride=8", "ssl.camera.appearance.enabled=true"])
+    assert load_config(None, ["ssl.camera.stride=6"])  # no gate, any stride
+    with pytest.raises(ConfigError, match=r"ssl\.camera\.stride must be a multiple of 4"):
+        load_config(None, ["ssl.camera.stride=6", "ssl.camera.appearance.enabled=true"])
 
 
 def test_unknown_key_in_file_names_key_and_file(tmp_path):

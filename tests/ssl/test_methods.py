@@ -18,8 +18,8 @@ from nerfseg.engine.checkpoint import load_checkpoint
 from nerfseg.engine.logging import read_metrics
 from nerfseg.engine.losses import SegmentationLoss
 from nerfseg.engine.step import train_step
-from nerfseg.engine.streams import CameraInputs, UnlabeledDataset, collate_unlabeled
-from nerfseg.engine.train import build_state, labeled_indices, train
+from nerfseg.engine.streams import UnlabeledDataset, collate_unlabeled
+from nerfseg.engine.train import build_state, camera_inputs, labeled_indices, train
 from nerfseg.ssl.config import Method
 from nerfseg.ssl.recipe import recipe_for
 from train_testing import SMALL_HEAD_OVERRIDES, TINY_SEGMENTOR_OVERRIDES
@@ -118,8 +118,7 @@ def _one_step(cfg, unlabeled_source=None):
     labeled = labeled_indices(cfg, source)
     unlabeled = np.setdiff1d(np.arange(len(source)), labeled)
     state = build_state(cfg, label_map.num_classes, torch.device("cpu"))
-    inputs = CameraInputs(cfg.ssl.camera.cameras_per_scan, cfg.masks, cfg.data.root, label_map)
-    dataset = UnlabeledDataset(unlabeled_source, unlabeled, cfg.augment, cfg.train.seed, inputs)
+    dataset = UnlabeledDataset(unlabeled_source, unlabeled, cfg.augment, cfg.train.seed, camera_inputs(cfg))
     items = next(iter(ResumableBatchSampler(len(dataset), 1, 0)))
     unlabeled_batch = collate_unlabeled([dataset[i] for i in items])
     from nerfseg.data.collate import collate_samples
@@ -162,16 +161,18 @@ def test_a_missing_mask_entry_is_one_clear_error_naming_the_image(sim_ssl_root, 
 
 
 @pytest.mark.parametrize(
-    "agree, balanced, confidence",
-    [(False, False, 0.0), (True, False, 0.0), (False, True, 0.0), (True, False, 0.5)],
+    "agree, balanced, confidence, appearance",
+    [(False, False, 0.0, False), (True, False, 0.0, False), (False, True, 0.0, False),
+     (True, False, 0.5, False), (False, False, 0.0, True)],
 )
 def test_camera_point_route_is_its_own_term_and_reads_no_unlabeled_label(
-    sim_ssl_root, agree, balanced, confidence, one_thread
+    sim_ssl_root, agree, balanced, confidence, appearance, one_thread
 ):
     points = (
         "ssl.camera.points.weight=1.0", f"ssl.camera.points.agree_with_teacher={str(agree).lower()}",
         f"ssl.camera.points.class_balanced={str(balanced).lower()}",
         f"ssl.camera.points.min_teacher_confidence={confidence}",
+        f"ssl.camera.appearance.enabled={str(appearance).lower()}",
     )
     cfg = _cfg(sim_ssl_root, Method.NERF, extra=points)
     source = open_split(cfg, "train")
@@ -182,7 +183,8 @@ def test_camera_point_route_is_its_own_term_and_reads_no_unlabeled_label(
     )
     coverage = reference["camera_points_pseudo_coverage"]
     assert coverage < 1.0  # the camera sees only part of the scan
-    assert coverage > 0.0 or agree  # an untrained teacher's two heads may agree nowhere
+    assert coverage > 0.0 or agree or appearance  # an untrained teacher's two heads (or the untrained
+    # appearance net) may agree nowhere
     for mode in ("shuffle", "none"):
         metrics, weights, _ = _one_step(cfg, _RelabeledSource(source, mode))
         assert metrics["camera_points"] == reference["camera_points"], mode
@@ -226,3 +228,50 @@ def test_class_balanced_pseudo_label_ce_hand_computed():
     none = torch.full((5,), IGNORE_INDEX)
     zero = class_balanced_pseudo_label_ce(logits.requires_grad_(), none)
     assert float(zero.detach()) == 0.0 and zero.requires_grad
+
+
+def _camera_step_point_labels(cfg, state, unlabeled_batch, num_classes):
+    """The point route's labels of one camera step (teacher render, fusion, appearance gate, route)."""
+    from nerfseg.ssl.camera_step import camera_render_loss
+    from nerfseg.ssl.methods import StepModels, teacher_points
+
+    models = StepModels(state.model, state.head, state.teacher, state.appearance)
+    with torch.no_grad():
+        teacher = teacher_points(models.teacher, unlabeled_batch.teacher)
+        student = models.model(unlabeled_batch.student)
+        generator = torch.Generator().manual_seed(0)
+        result = camera_render_loss(models, teacher.output, student, unlabeled_batch, cfg.ssl.camera,
+                                    num_classes, generator)
+    return result.point_labels, result.metrics
+
+
+def test_the_appearance_gate_keeps_exactly_the_labels_its_class_agrees_with(sim_ssl_root, one_thread):
+    """Composed path: loader images -> teacher render -> fusion -> appearance gate -> point route. With a net
+    that says class c everywhere, the route keeps exactly the ungated route's labels of class c."""
+    route = ("ssl.camera.points.weight=1.0",)
+    plain = _cfg(sim_ssl_root, Method.NERF, extra=route)
+    gated = _cfg(sim_ssl_root, Method.NERF, extra=(*route, "ssl.camera.appearance.enabled=true"))
+    num_classes = DatasetKind(plain.data.dataset).label_map.num_classes
+    source = open_split(plain, "train")
+    unlabeled = np.setdiff1d(np.arange(len(source)), labeled_indices(plain, source))
+    dataset = UnlabeledDataset(source, unlabeled, gated.augment, gated.train.seed, camera_inputs(gated))
+    batch = collate_unlabeled([dataset[(0, 0)]])
+    assert len(batch.images[0]) == len(batch.cameras[0]) >= 1  # the loader kept the chosen images
+    image = batch.images[0][0]
+    assert image.dtype == np.uint8 and image.ndim == 3
+    base_state = build_state(plain, num_classes, torch.device("cpu"))
+    assert base_state.appearance is None
+    reference, _ = _camera_step_point_labels(plain, base_state, batch, num_classes)
+    given = reference[reference != IGNORE_INDEX]
+    assert given.numel() > 0
+    c = int(torch.bincount(given).argmax())
+    state = build_state(gated, num_classes, torch.device("cpu"))
+    assert state.appearance is not None and not state.appearance.training
+    with torch.no_grad():
+        state.appearance.classify.weight.zero_()
+        state.appearance.classify.bias.zero_()
+        state.appearance.classify.bias[c] = 10.0
+    labels, metrics = _camera_step_point_labels(gated, state, batch, num_classes)
+    expected = torch.where(reference == c, reference, torch.full_like(reference, IGNORE_INDEX))
+    assert torch.equal(labels, expected)
+    assert 0.0 < metrics["appearance_kept"] < 1.0 or bool((given == c).all())

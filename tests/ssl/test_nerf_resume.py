@@ -25,11 +25,12 @@ from train_testing import (
 
 REPO = Path(__file__).resolve().parents[2]
 STEPS = 5
+APPEARANCE = ("ssl.camera.appearance.enabled=true", "ssl.camera.appearance.steps=5")
 
 
-def _command(root: Path, run_dir: Path) -> list[str]:
+def _command(root: Path, run_dir: Path, extra: tuple[str, ...] = ()) -> list[str]:
     sets = [
-        f"data.root={root}", "data.label_fraction=0.5", "data.batch_size=1", "data.num_workers=2",
+        *extra, f"data.root={root}", "data.label_fraction=0.5", "data.batch_size=1", "data.num_workers=2",
         "data.val_split=", f"train.max_steps={STEPS}", "train.checkpoint_every=2", "train.log_every=1",
         "train.progress=false", "train.num_threads=1", *TINY_SEGMENTOR_OVERRIDES, *SMALL_HEAD_OVERRIDES,
     ]
@@ -47,10 +48,11 @@ def _assert_same_tensors(a: dict, b: dict, what: str) -> None:
 
 
 @pytest.mark.slow
-def test_nerf_run_killed_and_resumed_matches_uninterrupted_run(sim_ssl_root, tmp_path):
+@pytest.mark.parametrize("extra", [(), APPEARANCE], ids=["nerf", "appearance-gate"])
+def test_nerf_run_killed_and_resumed_matches_uninterrupted_run(sim_ssl_root, tmp_path, extra):
     killed = tmp_path / "killed"
     last = killed / "checkpoints" / "last.pt"
-    workers = kill_at_checkpoint(_command(sim_ssl_root, killed), last, min_step=2, timeout_s=300)
+    workers = kill_at_checkpoint(_command(sim_ssl_root, killed, extra), last, min_step=2, timeout_s=300)
     assert len(workers) >= 2  # the loader workers of the two streams, seen just before the kill
     assert 2 <= checkpoint_step(last) < STEPS
     deadline = time.monotonic() + 10
@@ -65,15 +67,19 @@ def test_nerf_run_killed_and_resumed_matches_uninterrupted_run(sim_ssl_root, tmp
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     straight = tmp_path / "straight"
     full = subprocess.run(
-        _command(sim_ssl_root, straight), env=subprocess_env(), capture_output=True, text=True, timeout=600
+        _command(sim_ssl_root, straight, extra), env=subprocess_env(), capture_output=True, text=True,
+        timeout=600,
     )
     assert full.returncode == 0, full.stderr[-3000:]
 
     a = load_checkpoint(killed / "checkpoints" / "last.pt")
     b = load_checkpoint(straight / "checkpoints" / "last.pt")
     assert a["step"] == b["step"] == STEPS
-    for part in ("model", "nerf_head", "teacher", "teacher_head"):
+    parts = ("model", "nerf_head", "teacher", "teacher_head") + (("appearance_net",) if extra else ())
+    for part in parts:
         _assert_same_tensors(a[part], b[part], part)
+    assert "appearance net:" not in resumed.stdout  # the resumed run restores the net, it does not retrain it
+    assert ("appearance net:" in full.stdout) == bool(extra)
     for pid, state in b["optimizer"]["state"].items():
         _assert_same_tensors(a["optimizer"]["state"][pid], state, f"optimizer {pid}")
     assert a["scheduler"] == b["scheduler"]

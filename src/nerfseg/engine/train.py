@@ -192,6 +192,20 @@ def _train_appearance(cfg: Config, state: RunState, train_source, labeled, devic
               f"{time.perf_counter() - started:.0f} s", flush=True)
 
 
+def camera_inputs(cfg: Config) -> CameraInputs | None:
+    """What the unlabeled loader reads per camera for ``cfg.method`` (None: no camera input)."""
+    recipe = recipe_for(cfg.method)
+    if not recipe.uses_masks:
+        return None
+    return CameraInputs(
+        cameras_per_scan=cfg.ssl.camera.cameras_per_scan,
+        masks=cfg.masks,
+        dataset_root=cfg.data.root,
+        label_map=DatasetKind(cfg.data.dataset).label_map,
+        images=recipe.camera and cfg.ssl.camera.appearance.enabled,
+    )
+
+
 def _streams(cfg: Config, train_source, labeled, step: int, shard=None, pin_memory: bool = False):
     """The labeled stream and the unlabeled one (None when the method uses none); ``shard``: this process's
     slice of every global batch; ``pin_memory``: batches arrive in page-locked memory (training on CUDA), so
@@ -211,17 +225,8 @@ def _streams(cfg: Config, train_source, labeled, step: int, shard=None, pin_memo
             f"method '{cfg.method.value}' needs unlabeled scans, but all {len(train_source)} training scans "
             "are labeled (lower data.label_fraction or give data.labeled_split)"
         )
-    inputs = None
-    if recipe.uses_masks:
-        inputs = CameraInputs(
-            cameras_per_scan=cfg.ssl.camera.cameras_per_scan,
-            masks=cfg.masks,
-            dataset_root=cfg.data.root,
-            label_map=DatasetKind(cfg.data.dataset).label_map,
-            images=cfg.ssl.camera.appearance.enabled,
-        )
     dataset = UnlabeledDataset(
-        train_source, unlabeled, cfg.augment, cfg.train.seed, inputs, cfg.data.on_bad_scan
+        train_source, unlabeled, cfg.augment, cfg.train.seed, camera_inputs(cfg), cfg.data.on_bad_scan
     )
     stream = unlabeled_stream(
         dataset, cfg.data.batch_size, cfg.train.seed, step, cfg.data.num_workers, shard=shard,
