@@ -111,7 +111,9 @@ METHODS = {
 # 0.2 m), the one volume that met both camera-coverage targets (benchmarks/results/camera_coverage_vol11.md).
 # "nerf-appear" / "nerf-points-appear": nerf / nerf-points with the fused pixel labels kept only where the
 # appearance net, trained before the first step on the labeled scans' images alone, gives the same class
-# (ssl.camera.appearance; benchmarks/results/appearance_labels.md).
+# (ssl.camera.appearance; benchmarks/results/appearance_labels.md); "nerf-points-appear-agree-ramp": the point
+# route's labels also where the teacher's point classifier agrees, every pseudo-label term ramped in over 200
+# steps (the three-way agreement was 97-99 % right on the finished nerf teachers).
 # name -> (the protocol method it varies, extra --set): preset and pseudo-label key are that method's.
 SHARED = "model.nerf.semantics_from_point_head=true"
 DIAGNOSTICS = {
@@ -145,6 +147,10 @@ DIAGNOSTICS = {
     ),
     "nerf-appear": ("nerf", ("ssl.camera.appearance.enabled=true",)),
     "nerf-points-appear": ("nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.appearance.enabled=true")),
+    "nerf-points-appear-agree-ramp": (
+        "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.appearance.enabled=true",
+                 "ssl.camera.points.agree_with_teacher=true", "ssl.rampup_steps=200")
+    ),
     "nerf-vol11": ("nerf", ("model.nerf.volume_stride=1", "model.nerf.volume_dilation=1",
                             "model.nerf.lambda_free=1.0", "model.nerf.lidar_free_margin=0.2")),
 }
