@@ -122,10 +122,12 @@ def _small_ops(device: torch.device):
     return single_thread() if device.type == "cpu" else contextlib.nullcontext()
 
 
-DEFAULT_BLOCK_ROWS = 8192
-"""Output rows per block of a CPU submanifold map: a 64-channel block of outputs (2 MB) stays in cache
-while the per-offset matmuls of a block are large enough (~2k rows) to run near the matmul peak
-(benchmarks/bench_sparse.py: 2048 rows gave 168 ms, 8192 rows 152 ms for the 64 -> 64 forward + backward)."""
+DEFAULT_BLOCK_ROWS = 32768
+"""Output rows per block of a CPU submanifold map: each scatter-add writes one block (8 MB at 64 float32
+channels) while the per-offset matmuls of a block stay large (~5k rows on a LiDAR scan). Measured with the
+conv's 32 MiB buffers on a 2-core AVX512/AMX Xeon (benchmarks/results/conv_chunking.md): 8192-row blocks
+were 1.2-1.4x slower, a single block 2-8 % faster (kept bounded for larger scans); on an AMD EPYC earlier,
+2048 rows were slower than 8192 (168 against 152 ms, 64 -> 64 forward + backward, 4 MiB buffers)."""
 
 
 def submanifold_map(
