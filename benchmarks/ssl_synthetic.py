@@ -113,7 +113,8 @@ METHODS = {
 # appearance net, trained before the first step on the labeled scans' images alone, gives the same class
 # (ssl.camera.appearance; benchmarks/results/appearance_labels.md); "nerf-points-appear-agree-ramp": the point
 # route's labels also where the teacher's point classifier agrees, every pseudo-label term ramped in over 200
-# steps (the three-way agreement was 97-99 % right on the finished nerf teachers).
+# steps (the three-way agreement was 97-99 % right on the finished nerf teachers);
+# "nerf+mean-teacher-points-appear-agree-ramp": the same point route on top of nerf+mean-teacher.
 # name -> (the protocol method it varies, extra --set): preset and pseudo-label key are that method's.
 SHARED = "model.nerf.semantics_from_point_head=true"
 DIAGNOSTICS = {
@@ -150,6 +151,10 @@ DIAGNOSTICS = {
     "nerf-points-appear-agree-ramp": (
         "nerf", ("ssl.camera.points.weight=1.0", "ssl.camera.appearance.enabled=true",
                  "ssl.camera.points.agree_with_teacher=true", "ssl.rampup_steps=200")
+    ),
+    "nerf+mean-teacher-points-appear-agree-ramp": (
+        "nerf+mean-teacher", ("ssl.camera.points.weight=1.0", "ssl.camera.appearance.enabled=true",
+                              "ssl.camera.points.agree_with_teacher=true", "ssl.rampup_steps=200")
     ),
     "nerf-vol11": ("nerf", ("model.nerf.volume_stride=1", "model.nerf.volume_dilation=1",
                             "model.nerf.lambda_free=1.0", "model.nerf.lidar_free_margin=0.2")),
