@@ -1,7 +1,7 @@
 """A small 2D appearance classifier: per-cell class logits of a camera image on the reduced pixel grid.
 
 It learns from the labeled scans' LiDAR labels projected into their images
-(:func:`nerfseg.ssl.appearance_targets.projected_cell_labels`) and labels the unlabeled scans' images from
+(:func:`nerfseg.ssl.appearance.projected_cell_labels`) and labels the unlabeled scans' images from
 what they look like. Its errors come from appearance, not from the 3D teacher's geometry, which is what
 makes it a second opinion for the camera pseudo-labels (``ssl.camera.appearance``). Training only: the
 exported segmentor never holds it.
