@@ -18,7 +18,6 @@ unlabeled training scans (no augmentation), measures against the ground truth th
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from point_route_labels import load_teacher, machine, row  # noqa: E402
+from report_io import write_report  # noqa: E402
 
 from nerfseg.data.collate import collate_samples  # noqa: E402
 from nerfseg.data.datasets import DatasetKind  # noqa: E402
@@ -43,7 +43,6 @@ from nerfseg.engine.build import open_split  # noqa: E402
 from nerfseg.engine.streams import strip_labels  # noqa: E402
 from nerfseg.engine.train import APPEARANCE_SEED, labeled_indices  # noqa: E402
 from nerfseg.geometry.rays import PixelGrid, read_at_pixels  # noqa: E402
-from nerfseg.io_utils import atomic_write_text  # noqa: E402
 from nerfseg.masks.config import open_run_mask_cache  # noqa: E402
 from nerfseg.models.appearance import AppearanceNet, grid_probs  # noqa: E402
 from nerfseg.ssl.appearance import labeled_views, train_appearance_net  # noqa: E402
@@ -181,10 +180,7 @@ def main() -> int:
     report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "commit": commit.strip(),
               "machine": machine(), "command": " ".join(sys.argv),
               "runs": [measure(run, args.every, args.steps) for run in args.run]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
-    atomic_write_text(args.out.with_suffix(".md"), markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown(report))
     return 0
 
 

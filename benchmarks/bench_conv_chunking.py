@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -29,11 +28,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_hot_paths import NUM_CLASSES, git_commit, load_inputs, machine, simulate_scan  # noqa: E402
+from report_io import write_report  # noqa: E402
 
 import nerfseg.sparse.conv as conv  # noqa: E402
 import nerfseg.sparse.kernel_map as kernel_map  # noqa: E402
 from nerfseg.engine.precision import cpu_has_native_bf16  # noqa: E402
-from nerfseg.io_utils import atomic_write_text  # noqa: E402
 from nerfseg.models.segmentor import LidarSegmentor, SegmentorConfig  # noqa: E402
 from nerfseg.sparse import sparse_conv, submanifold_map, voxelize  # noqa: E402
 
@@ -130,10 +129,7 @@ def main() -> int:
         "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
         "settings": {k: list(v) for k, v in SETTINGS.items()}, "seconds": seconds,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
-    atomic_write_text(args.out.with_suffix(".md"), markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown(report))
     return 0
 
 

@@ -24,7 +24,6 @@ Writes OUT.json and OUT.md.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import subprocess
 import sys
@@ -38,6 +37,7 @@ import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while 
 
 # isort: split
 import torch
+from report_io import write_report
 
 from nerfseg.data.collate import collate_samples
 from nerfseg.data.datasets import DatasetKind
@@ -49,7 +49,6 @@ from nerfseg.engine.precision import cpu_isa
 from nerfseg.engine.streams import strip_labels
 from nerfseg.engine.train import labeled_indices
 from nerfseg.geometry.rays import PixelGrid, read_at_pixels
-from nerfseg.io_utils import atomic_write_text
 from nerfseg.masks.config import open_run_mask_cache
 from nerfseg.ssl.camera_points import camera_point_cells
 from nerfseg.ssl.camera_step import camera_pseudo_labels
@@ -261,10 +260,7 @@ def main() -> int:
         "command": " ".join(sys.argv),
         "runs": [measure(run, args.every) for run in args.run],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out.with_suffix(".json"), json.dumps(report, indent=1) + "\n")
-    atomic_write_text(args.out.with_suffix(".md"), markdown(report))
-    print(markdown(report))
+    write_report(args.out, report, markdown(report))
     return 0
 
 
