@@ -21,8 +21,9 @@ Protocol (fixed; ``--quick`` is a subset):
 Resumable run by run: a run already in ``DIR/ssl_synthetic.json`` is skipped, an interrupted run resumes from
 its checkpoint. Writes ``DIR/ssl_synthetic.json`` (``{"protocol", "environment", "runs": [{"method",
 "fraction", "seed", "rig", "miou", "pseudo_label_accuracy", "seconds", "point_route_accuracy",
-"class_iou"}]}``) and ``DIR/ssl_synthetic.md`` (mean +- std per rig, fraction and method, and the per-class
-IoU) after every run.
+"class_iou", "commit"}]}``; ``commit``: the code that trained the run, None for runs adopted from folders
+that predate the record; ``environment.commit``: the last invocation's) and ``DIR/ssl_synthetic.md`` (mean
++- std per rig, fraction and method, and the per-class IoU) after every run.
 
     .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --quick          # 3 runs, 2 at a time
     .venv/bin/python benchmarks/ssl_synthetic.py --out /tmp/ssl --quick --rigs ring   # the same on the ring
@@ -251,7 +252,13 @@ def prepare_data(out: Path, rig: Rig, data_seed: int, sim_set: list[str]) -> Pat
     return root
 
 
-def train_run(out: Path, root: Path, rig: Rig, method: str, fraction: float, seed: int, steps: int) -> dict:
+COMMIT_FILE = "benchmark_commit.txt"
+"""In a run folder: the commit of the code that trained the run (the last invocation that trained or resumed
+it)."""
+
+
+def train_run(out: Path, root: Path, rig: Rig, method: str, fraction: float, seed: int, steps: int,
+              commit: str = "") -> dict:
     preset, extra = method_preset(method)
     name = f"{rig.name}_{method}_{fraction:g}_s{seed}"
     run_dir = out / "runs" / name
@@ -271,7 +278,10 @@ def train_run(out: Path, root: Path, rig: Rig, method: str, fraction: float, see
         for s in sets:
             args += ["--set", s]
         run_command(args, out / "runs" / f"{name}.log")
+        (run_dir / COMMIT_FILE).write_text(commit + "\n")
     seconds = time.perf_counter() - started
+    commit_file = run_dir / COMMIT_FILE
+    run_commit = commit_file.read_text().strip() if commit_file.exists() else None  # None: adopted, unknown
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
     val = [r for r in records if "val/miou" in r]
     train_records = [r for r in records if "train/loss" in r]
@@ -289,6 +299,7 @@ def train_run(out: Path, root: Path, rig: Rig, method: str, fraction: float, see
         "sec_per_step": round(statistics.fmean(step_seconds), 3) if step_seconds else None,
         "point_route_accuracy": float(statistics.fmean(points)) if points else None,
         "class_iou": class_iou(records),
+        "commit": run_commit,
     }
 
 
@@ -431,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def one(task):
         rig, method, fraction, seed = task
-        result = train_run(args.out, roots[rig], RIGS[rig], method, fraction, seed, args.steps)
+        result = train_run(args.out, roots[rig], RIGS[rig], method, fraction, seed, args.steps, env["commit"])
         print(f"{rig} {method} {fraction:g} seed {seed}: mIoU {100 * result['miou']:.2f} % "
               f"({result['seconds']:.0f} s)", flush=True)
         return result
