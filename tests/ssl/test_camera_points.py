@@ -48,8 +48,10 @@ def _scene():
     return points, len(pole), len(wall)
 
 
-def _first_surface(points: torch.Tensor, grid: PixelGrid):
-    """Per cell: the nearest point's distance (the first surface, what an exact render would give)."""
+def _exact_render(points: torch.Tensor, grid: PixelGrid):
+    """What an exact render of the scene gives: per cell the first surface (the nearest point's distance),
+    as (depth D = A * distance, opacity A: 1 where a point is seen, else 0), both (H', W'), and each point's
+    cell (-1 outside the image)."""
     from nerfseg.ssl.projection import project_to_pixels
 
     pixels, visible = project_to_pixels(points, K, CAMERA.lidar_to_cam, CAMERA.image_size)
@@ -58,22 +60,20 @@ def _first_surface(points: torch.Tensor, grid: PixelGrid):
     surface = torch.full((len(grid),), float("inf"), dtype=torch.float64)
     seen = cells >= 0
     surface.scatter_reduce_(0, cells[seen], distance[seen], reduce="amin")
-    return surface, cells
+    opaque = torch.isfinite(surface)
+    depth = torch.where(opaque, surface, torch.zeros_like(surface))
+    return depth.view(grid.shape), opaque.double().view(grid.shape), cells
 
 
 @pytest.mark.parametrize("stride", [1, 4])
 def test_points_take_their_cell_label_only_where_they_are_the_surface(stride):
     points, n_pole, n_wall = _scene()
     grid = PixelGrid(*CAMERA.image_size, stride)
-    surface, cells = _first_surface(points, grid)
-    opaque = torch.isfinite(surface)
-    opacity = opaque.double()
-    depth = torch.where(opaque, surface, torch.zeros_like(surface))  # D = A * distance
+    depth, opacity, cells = _exact_render(points, grid)
     labels = torch.full((len(grid),), 7, dtype=torch.int64)  # 7 where only the wall is seen
     labels[cells[:n_pole]] = 1  # the pole's cells
     got = camera_point_labels(
-        points, CAMERA, grid, labels.view(grid.shape), depth.view(grid.shape), opacity.view(grid.shape),
-        tolerance=0.3, min_opacity=0.5,
+        points, CAMERA, grid, labels.view(grid.shape), depth, opacity, tolerance=0.3, min_opacity=0.5,
     )
     pole, wall, outside = got[:n_pole], got[n_pole:n_pole + n_wall], got[n_pole + n_wall:]
     assert pole.tolist() == [1] * n_pole
@@ -87,17 +87,15 @@ def test_points_take_their_cell_label_only_where_they_are_the_surface(stride):
 def test_transparent_cells_and_unlabeled_pixels_give_nothing():
     points, n_pole, _ = _scene()
     grid = PixelGrid(*CAMERA.image_size, 1)
-    surface, cells = _first_surface(points, grid)
-    opaque = torch.isfinite(surface)
-    depth = torch.where(opaque, surface, torch.zeros_like(surface))
+    depth, opacity, cells = _exact_render(points, grid)
     labels = torch.full((len(grid),), 3, dtype=torch.int64)
     labels[cells[0]] = I  # the first pole point's pixel has no pseudo-label
-    faint = opaque.double() * 0.4  # every ray 40 % opaque: no surface anywhere
-    got = camera_point_labels(points, CAMERA, grid, labels.view(grid.shape), (depth * 0.4).view(grid.shape),
-                              faint.view(grid.shape), tolerance=0.3, min_opacity=0.5)
+    # every ray 40 % opaque: no surface anywhere
+    got = camera_point_labels(points, CAMERA, grid, labels.view(grid.shape), depth * 0.4, opacity * 0.4,
+                              tolerance=0.3, min_opacity=0.5)
     assert (got == I).all()
-    got = camera_point_labels(points, CAMERA, grid, labels.view(grid.shape), depth.view(grid.shape),
-                              opaque.double().view(grid.shape), tolerance=0.3, min_opacity=0.5)
+    got = camera_point_labels(points, CAMERA, grid, labels.view(grid.shape), depth, opacity,
+                              tolerance=0.3, min_opacity=0.5)
     assert got[0] == I and (got[1:n_pole] == 3).all()
 
 
@@ -105,10 +103,7 @@ def test_transparent_cells_and_unlabeled_pixels_give_nothing():
 def test_point_cells_are_the_visible_surface_cells_and_carry_the_labels(stride):
     points, n_pole, n_wall = _scene()
     grid = PixelGrid(*CAMERA.image_size, stride)
-    surface, cells = _first_surface(points, grid)
-    opaque = torch.isfinite(surface)
-    depth = torch.where(opaque, surface, torch.zeros_like(surface)).view(grid.shape)
-    opacity = opaque.double().view(grid.shape)
+    depth, opacity, cells = _exact_render(points, grid)
     got = camera_point_cells(points, CAMERA, grid, depth, opacity, tolerance=0.3, min_opacity=0.5)
     hidden = torch.zeros(len(points), dtype=torch.bool)
     hidden[n_pole:n_pole + n_wall] = torch.isin(cells[n_pole:n_pole + n_wall], cells[:n_pole])
