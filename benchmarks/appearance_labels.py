@@ -21,7 +21,6 @@ import argparse
 import subprocess
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -32,66 +31,19 @@ import nerfseg  # noqa: F401  (before torch: sets OMP_WAIT_POLICY=PASSIVE while 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from point_route_labels import load_teacher, machine, row  # noqa: E402
+from point_route_labels import load_teacher, machine, row, scan_records  # noqa: E402
 from report_io import write_report  # noqa: E402
 
-from nerfseg.data.collate import collate_samples  # noqa: E402
 from nerfseg.data.datasets import DatasetKind  # noqa: E402
-from nerfseg.data.ground_truth import read_semantic_train  # noqa: E402
 from nerfseg.data.sample import IGNORE_INDEX  # noqa: E402
 from nerfseg.engine.build import open_split  # noqa: E402
-from nerfseg.engine.streams import strip_labels  # noqa: E402
 from nerfseg.engine.train import APPEARANCE_SEED, labeled_indices  # noqa: E402
-from nerfseg.geometry.rays import PixelGrid, read_at_pixels  # noqa: E402
 from nerfseg.masks.config import open_run_mask_cache  # noqa: E402
-from nerfseg.models.appearance import AppearanceNet, grid_probs  # noqa: E402
+from nerfseg.models.appearance import AppearanceNet  # noqa: E402
 from nerfseg.ssl.appearance import labeled_views, train_appearance_net  # noqa: E402
-from nerfseg.ssl.camera_points import camera_point_cells  # noqa: E402
-from nerfseg.ssl.camera_step import camera_pseudo_labels  # noqa: E402
 from nerfseg.ssl.config import AppearanceConfig  # noqa: E402
 
 CONFIDENCES = (0.5, 0.7, 0.9)
-
-
-@torch.no_grad()
-def scan_records(model, head, net, cfg, sample, cache, label_map, num_classes: int) -> dict:
-    camera_cfg = replace(cfg.ssl.camera, oracle=False)
-    bare = strip_labels(sample)
-    batch = collate_samples([bare])
-    out = model(batch)
-    teacher = torch.softmax(out.point_logits.float(), dim=1).argmax(dim=1)
-    volume = head.build_volume(out)
-    n = batch.points.shape[0]
-    fused = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
-    app = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
-    app_conf = torch.zeros(n)
-    cell_right = np.zeros(num_classes, dtype=np.int64)
-    cell_total = np.zeros(num_classes, dtype=np.int64)
-    for c, camera in enumerate(bare.cameras):
-        image = torch.as_tensor(camera.load_image())
-        grid = PixelGrid(*camera.image_size, camera_cfg.stride)
-        conf, label = grid_probs(net, image, grid).max(dim=-1)
-        truth_full = read_semantic_train(camera, label_map)
-        truth = torch.as_tensor(read_at_pixels(truth_full, grid.pixels)).view(grid.shape).long()
-        scored = truth != IGNORE_INDEX
-        cell_total += np.bincount(truth[scored].numpy(), minlength=num_classes)[:num_classes]
-        hit = scored & (label == truth)
-        cell_right += np.bincount(truth[hit].numpy(), minlength=num_classes)[:num_classes]
-        mask_ids = cache.read(image.numpy())
-        pseudo = camera_pseudo_labels(head, volume, camera, grid, grid.pixels, 0, c, mask_ids, None,
-                                      camera_cfg)
-        cell = camera_point_cells(batch.points[:, :3], camera, grid, pseudo.depth, pseudo.opacity,
-                                  camera_cfg.points.depth_tolerance, camera_cfg.tau_opacity)
-        routed = cell >= 0
-        cell = cell.clamp_min(0)
-        f = pseudo.labels.reshape(-1)[cell]
-        take = routed & (f != IGNORE_INDEX) & (fused == IGNORE_INDEX)
-        fused[take] = f[take]
-        app[take] = label.reshape(-1)[cell][take]
-        app_conf[take] = conf.reshape(-1)[cell][take]
-    return {"fused": fused.numpy(), "app": app.numpy(), "app_conf": app_conf.numpy(),
-            "teacher": teacher.numpy(), "truth": np.asarray(sample.labels, dtype=np.int64),
-            "cell_right": cell_right, "cell_total": cell_total}
 
 
 def filters(rec: dict, num_classes: int) -> list[dict]:
@@ -126,8 +78,7 @@ def measure(run_dir: Path, every: int, steps: int) -> dict:
     cache = open_run_mask_cache(cfg)
     label_map = DatasetKind(cfg.data.dataset).label_map
     positions = [i for i in range(len(source)) if i not in set(labeled)][::every]
-    records = [scan_records(model, head, net, cfg, source[p], cache, label_map, num_classes)
-               for p in positions]
+    records = [scan_records(model, head, cfg, source[p], cache, label_map, appearance=net) for p in positions]
     keys = ("fused", "app", "app_conf", "teacher", "truth")
     merged = {k: np.concatenate([r[k] for r in records]) for k in keys}
     right = sum(r["cell_right"] for r in records)

@@ -50,6 +50,7 @@ from nerfseg.engine.streams import strip_labels
 from nerfseg.engine.train import labeled_indices
 from nerfseg.geometry.rays import PixelGrid, read_at_pixels
 from nerfseg.masks.config import open_run_mask_cache
+from nerfseg.models.appearance import grid_probs
 from nerfseg.ssl.camera_points import camera_point_cells
 from nerfseg.ssl.camera_step import camera_pseudo_labels
 from nerfseg.ssl.fusion import fuse_pseudo_labels
@@ -73,10 +74,14 @@ def load_teacher(run_dir: Path):
 
 
 @torch.no_grad()
-def scan_records(model, head, cfg, sample, cache, label_map) -> dict[str, np.ndarray]:
+def scan_records(model, head, cfg, sample, cache, label_map, appearance=None) -> dict[str, np.ndarray]:
     """Per point of one unlabeled scan: the route's fused label and its confidence (first camera that labels
     it), the ground-truth pixel label through the same route, the teacher's point argmax / confidence and
-    the point's ground truth. Labels are train ids, IGNORE_INDEX where none."""
+    the point's ground truth. Labels are train ids, IGNORE_INDEX where none.
+
+    With an ``appearance`` net (:class:`nerfseg.models.appearance.AppearanceNet`) also its label and
+    confidence on the same points (``app``, ``app_conf``), and per class its right / scored cells against the
+    ground-truth image (``cell_right``, ``cell_total``)."""
     camera_cfg = replace(cfg.ssl.camera, oracle=False)  # fused labels, also for an oracle run's teacher
     bare = strip_labels(sample)
     batch = collate_samples([bare])
@@ -89,6 +94,11 @@ def scan_records(model, head, cfg, sample, cache, label_map) -> dict[str, np.nda
     fused_conf = torch.zeros(n)
     oracle = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
     unmasked = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
+    num_classes = int(probs.shape[1])
+    app = torch.full((n,), IGNORE_INDEX, dtype=torch.int64)
+    app_conf = torch.zeros(n)
+    cell_right = np.zeros(num_classes, dtype=np.int64)
+    cell_total = np.zeros(num_classes, dtype=np.int64)
     for c, camera in enumerate(bare.cameras):
         grid = PixelGrid(*camera.image_size, camera_cfg.stride)
         pixels = grid.pixels
@@ -101,6 +111,12 @@ def scan_records(model, head, cfg, sample, cache, label_map) -> dict[str, np.nda
             raise SystemExit(f"{camera.image_path}: no ground-truth semantic image (simulated data has one)")
         truth = torch.as_tensor(read_at_pixels(truth_full, grid.pixels)).view(grid.shape).long()
         pseudo = camera_pseudo_labels(head, volume, camera, grid, pixels, 0, c, mask_ids, None, camera_cfg)
+        if appearance is not None:
+            cell_conf, cell_label = grid_probs(appearance, torch.as_tensor(image), grid).max(dim=-1)
+            scored = truth != IGNORE_INDEX
+            cell_total += np.bincount(truth[scored].numpy(), minlength=num_classes)[:num_classes]
+            hit = scored & (cell_label == truth)
+            cell_right += np.bincount(truth[hit].numpy(), minlength=num_classes)[:num_classes]
         # the render alone, from the same render: no masks, every opaque pixel keeps its own argmax
         no_masks = torch.full(grid.shape, -1, dtype=torch.int64)
         render_only, _ = fuse_pseudo_labels(
@@ -119,12 +135,19 @@ def scan_records(model, head, cfg, sample, cache, label_map) -> dict[str, np.nda
             target[take] = label[take]
             if target is fused:
                 fused_conf[take] = pseudo.confidence.reshape(-1)[cell][take]
-    return {
+                if appearance is not None:
+                    app[take] = cell_label.reshape(-1)[cell][take]
+                    app_conf[take] = cell_conf.reshape(-1)[cell][take]
+    records = {
         "fused": fused.numpy(), "fused_conf": fused_conf.numpy(), "oracle": oracle.numpy(),
         "unmasked": unmasked.numpy(),
         "teacher": teacher_label.numpy(), "teacher_conf": teacher_conf.numpy(),
         "truth": np.asarray(sample.labels, dtype=np.int64),
     }
+    if appearance is not None:
+        records.update(app=app.numpy(), app_conf=app_conf.numpy(), cell_right=cell_right,
+                       cell_total=cell_total)
+    return records
 
 
 def row(name: str, keep: np.ndarray, labels: np.ndarray, truth: np.ndarray, num_classes: int) -> dict:
