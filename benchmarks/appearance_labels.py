@@ -39,8 +39,7 @@ from nerfseg.data.sample import IGNORE_INDEX  # noqa: E402
 from nerfseg.engine.build import open_split  # noqa: E402
 from nerfseg.engine.train import APPEARANCE_SEED, labeled_indices  # noqa: E402
 from nerfseg.masks.config import open_run_mask_cache  # noqa: E402
-from nerfseg.models.appearance import AppearanceNet  # noqa: E402
-from nerfseg.ssl.appearance import labeled_views, train_appearance_net  # noqa: E402
+from nerfseg.ssl.appearance import labeled_views, new_appearance_net, train_appearance_net  # noqa: E402
 from nerfseg.ssl.config import AppearanceConfig  # noqa: E402
 
 CONFIDENCES = (0.5, 0.7, 0.9)
@@ -71,8 +70,7 @@ def measure(run_dir: Path, every: int, steps: int) -> dict:
     appearance_cfg = AppearanceConfig(steps=steps)
     seed = cfg.train.seed + APPEARANCE_SEED
     views = labeled_views(source, labeled, appearance_cfg.max_views, seed)
-    torch.manual_seed(seed)
-    net = AppearanceNet(num_classes, appearance_cfg.width)
+    net = new_appearance_net(num_classes, appearance_cfg, seed)
     losses = train_appearance_net(net, views, appearance_cfg, seed)
     train_seconds = time.perf_counter() - start
     cache = open_run_mask_cache(cfg)

@@ -166,12 +166,10 @@ def build_state(cfg: Config, num_classes: int, device: torch.device, sync_bn: bo
     generator = torch.Generator(device=device).manual_seed(cfg.train.seed + 1)
     appearance = None
     if recipe.camera and cfg.ssl.camera.appearance.enabled:  # untrained here: _train trains or restores it
-        from nerfseg.models.appearance import AppearanceNet
+        from nerfseg.ssl.appearance import new_appearance_net
 
-        with torch.random.fork_rng(devices=[]):  # its initial weights draw nothing from the run's stream
-            torch.manual_seed(cfg.train.seed + APPEARANCE_SEED)
-            appearance = AppearanceNet(num_classes, cfg.ssl.camera.appearance.width).to(device).eval()
-        appearance.requires_grad_(False)
+        seed = cfg.train.seed + APPEARANCE_SEED
+        appearance = new_appearance_net(num_classes, cfg.ssl.camera.appearance, seed, device)
     return RunState(model, head, teacher, optimizer, scheduler, generator, appearance)
 
 

@@ -102,6 +102,16 @@ def labeled_views(source, positions, max_views: int, seed: int) -> list[tuple[to
     return views
 
 
+def new_appearance_net(num_classes: int, cfg: AppearanceConfig, seed: int,
+                       device: torch.device | str = "cpu") -> AppearanceNet:
+    """An untrained appearance net, in eval mode and frozen, its initial weights drawn from ``seed`` without
+    touching the caller's global RNG stream."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        net = AppearanceNet(num_classes, cfg.width).to(device).eval()
+    return net.requires_grad_(False)
+
+
 def _random_crop(image: torch.Tensor, target: torch.Tensor, height: int, width: int, gen: torch.Generator):
     """A random crop of (image, target) whose corner lies on the 4-pixel cell lattice, flipped left-right
     half the time; images smaller than the crop are taken whole."""
