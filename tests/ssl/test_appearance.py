@@ -13,6 +13,7 @@ from nerfseg.data.sample import IGNORE_INDEX, CameraFrame, Sample
 from nerfseg.geometry.rays import PixelGrid
 from nerfseg.models.appearance import AppearanceNet, grid_probs
 from nerfseg.ssl.appearance import (
+    _random_crop,
     appearance_gate,
     labeled_views,
     projected_cell_labels,
@@ -116,6 +117,39 @@ def test_the_net_learns_a_class_that_only_colour_tells_apart(one_thread):
     with pytest.raises(ValueError, match="no labeled camera view"):
         train_appearance_net(net, [], cfg, seed=0)
 
+
+
+def test_crops_span_whole_cells_where_the_image_size_is_not_a_multiple_of_4(one_thread):
+    """KITTI's images are 1242 x 375: the grid's last row and column of cells are partial. Every crop must
+    still be 4 x its cells in pixels (else the training batch cannot be stacked), the pixels inside the image
+    copied and the missing ones the image's last row / column."""
+    h_px, w_px = 47, 62
+    grid = PixelGrid(w_px, h_px, 4)
+    image = torch.arange(h_px * w_px * 3).remainder(251).to(torch.uint8).view(h_px, w_px, 3)
+    target = torch.zeros(grid.shape, dtype=torch.int64)
+    assert grid.shape == (12, 15)  # 48 > 47 rows of cells' pixels: the last row of cells is partial
+    gen = torch.Generator().manual_seed(0)
+    seen_last_row = False
+    for _ in range(50):
+        img, tgt = _random_crop(image, target, 32, 48, gen)
+        assert tuple(tgt.shape) == (8, 12) and tuple(img.shape) == (32, 48, 3)
+        # the crop is one of the lattice crops (flipped or not), its missing rows the image's last row
+        candidates = []
+        for j in range(12 - 8 + 1):
+            for i in range(15 - 12 + 1):
+                rows = torch.arange(4 * j, 4 * j + 32).clamp(max=h_px - 1)
+                expected = image[rows][:, 4 * i:4 * i + 48]
+                for flipped in (False, True):
+                    if torch.equal(img, expected.flip(1) if flipped else expected):
+                        candidates.append(j)
+        assert len(candidates) == 1
+        j = candidates[0]
+        seen_last_row |= 4 * j + 32 > h_px
+    assert seen_last_row
+    cfg = AppearanceConfig(steps=3, views_per_step=6, crop_height=32, crop_width=48, width=8)
+    torch.manual_seed(0)
+    losses = train_appearance_net(AppearanceNet(3, cfg.width), [(image, target)] * 2, cfg, seed=0)
+    assert len(losses) == 3
 
 @dataclass
 class _Source:

@@ -114,13 +114,17 @@ def new_appearance_net(num_classes: int, cfg: AppearanceConfig, seed: int,
 
 def _random_crop(image: torch.Tensor, target: torch.Tensor, height: int, width: int, gen: torch.Generator):
     """A random crop of (image, target) whose corner lies on the 4-pixel cell lattice, flipped left-right
-    half the time; images smaller than the crop are taken whole."""
+    half the time; images smaller than the crop are taken whole. The image crop always spans whole cells
+    (``4 * ch`` x ``4 * cw`` pixels): where the image's last cells are partial (a height or width that is not
+    a multiple of 4, e.g. KITTI's 1242 x 375), its last row / column is repeated."""
     s = APPEARANCE_STRIDE
     h, w = target.shape
     ch, cw = min(height // s, h), min(width // s, w)
     j = int(torch.randint(0, h - ch + 1, (), generator=gen))
     i = int(torch.randint(0, w - cw + 1, (), generator=gen))
-    img = image[j * s:(j + ch) * s, i * s:(i + cw) * s]
+    rows = torch.arange(j * s, (j + ch) * s).clamp_(max=image.shape[0] - 1)
+    cols = torch.arange(i * s, (i + cw) * s).clamp_(max=image.shape[1] - 1)
+    img = image[rows][:, cols]
     tgt = target[j:j + ch, i:i + cw]
     if bool(torch.rand((), generator=gen) < 0.5):
         img, tgt = img.flip(1), tgt.flip(1)
