@@ -182,3 +182,48 @@ def test_labeled_views_read_only_the_labeled_scans_and_stop_at_max_views():
     assert len(views) == 3 and len(source.reads) == 2  # two scans give the three views
     again = labeled_views(_Source(scans=10, cameras=2), [1, 4, 7], max_views=3, seed=0)
     assert all(torch.equal(a[0], b[0]) for a, b in zip(views, again, strict=True))
+
+
+def test_the_gate_path_on_a_real_kitti_frame(real_data, one_thread):
+    """Composed on KITTI object 000008 (1242 x 375, the size of every SemanticKITTI image): the labeled view's
+    targets from its real scan and calibration, a few training steps on crops that reach the partial last row
+    of cells, and the net's probabilities on the stride-4 and stride-8 grids the presets use, each of the
+    grid's shape. KITTI object frames have no point labels: a height band stands in for the classes (ground
+    below -1.4 m, 0; else 1)."""
+    import json
+
+    folder = real_data / "kitti_object_000008"
+    info = json.loads((folder / "000008.calib.json").read_text())["data_list"][0]
+    velo_to_cam = np.array(info["lidar_points"]["Tr_velo_to_cam"], dtype=np.float64)
+    rect = np.array(info["images"]["R0_rect"], dtype=np.float64)
+    p2 = np.array(info["images"]["CAM2"]["cam2img"], dtype=np.float64)[:3]
+    shift = np.eye(4)
+    shift[:3, 3] = np.linalg.solve(p2[:, :3], p2[:, 3])
+    lidar_to_cam = shift @ rect @ velo_to_cam
+    camera = CameraFrame("image_2", folder / "000008.png", p2[:, :3], lidar_to_cam, 0.0, (1242, 375))
+    points = np.fromfile(folder / "000008.bin", dtype=np.float32).reshape(-1, 4)
+    labels = (points[:, 2] > -1.4).astype(np.int64)
+
+    class _One:
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, index):
+            return Sample("000008", points, labels, 0.0, [camera])
+
+    views = labeled_views(_One(), [0], max_views=4, seed=0)
+    assert len(views) == 1
+    image, target = views[0]
+    assert tuple(image.shape) == (375, 1242, 3) and tuple(target.shape) == PixelGrid(1242, 375, 4).shape
+    labeled = target[target != IGNORE_INDEX]
+    assert labeled.numel() > 1000 and set(labeled.tolist()) == {0, 1}
+    cfg = AppearanceConfig(steps=4, views_per_step=6, crop_height=256, crop_width=384, width=8)
+    torch.manual_seed(0)
+    net = AppearanceNet(2, cfg.width)
+    assert len(train_appearance_net(net, views, cfg, seed=0)) == 4
+    with torch.no_grad():
+        for stride in (4, 8):
+            grid = PixelGrid(1242, 375, stride)
+            probs = grid_probs(net, image, grid)
+            assert tuple(probs.shape) == (*grid.shape, 2)
+            assert torch.allclose(probs.sum(-1), torch.ones(grid.shape), atol=1e-5)
