@@ -115,7 +115,10 @@ METHODS = {
 # (ssl.camera.appearance; benchmarks/results/appearance_labels.md); "nerf-points-appear-agree-ramp": the point
 # route's labels also where the teacher's point classifier agrees, every pseudo-label term ramped in over 200
 # steps (the three-way agreement was 97-99 % right on the finished nerf teachers);
-# "nerf+mean-teacher-points-appear-agree-ramp": the same point route on top of nerf+mean-teacher.
+# "nerf+mean-teacher-points-appear-agree-ramp": the same point route on top of nerf+mean-teacher. "nerf-veto":
+# nerf with a fused pixel label dropped where a LiDAR point is the cell's rendered surface and the teacher's
+# point classifier is >= 90 % sure of another class there (ssl.camera.veto; the front rig's camera methods
+# erase traffic signs and poles).
 # name -> (the protocol method it varies, extra --set): preset and pseudo-label key are that method's.
 SHARED = "model.nerf.semantics_from_point_head=true"
 DIAGNOSTICS = {
@@ -157,6 +160,7 @@ DIAGNOSTICS = {
         "nerf+mean-teacher", ("ssl.camera.points.weight=1.0", "ssl.camera.appearance.enabled=true",
                               "ssl.camera.points.agree_with_teacher=true", "ssl.rampup_steps=200")
     ),
+    "nerf-veto": ("nerf", ("ssl.camera.veto.enabled=true",)),
     "nerf-vol11": ("nerf", ("model.nerf.volume_stride=1", "model.nerf.volume_dilation=1",
                             "model.nerf.lambda_free=1.0", "model.nerf.lidar_free_margin=0.2")),
 }

@@ -72,6 +72,8 @@ def test_overrides_are_coerced_to_the_field_type(tmp_path):
         ),
         ("ssl.camera.appearance.crop_width=250", "ssl.camera.appearance.crop_height / crop_width must be"),
         ("ssl.camera.appearance.steps=0", "ssl.camera.appearance.steps / views_per_step"),
+        ("ssl.camera.veto.min_confidence=-0.1", "ssl.camera.veto.min_confidence must be in"),
+        ("ssl.camera.veto.depth_tolerance=-1", "ssl.camera.veto.depth_tolerance must be >= 0"),
     ],
 )
 def test_bad_overrides(assignment, message):

@@ -182,6 +182,16 @@ class Config:
                 "must be in [0, 1]",
             ),
             (
+                0.0 <= self.ssl.camera.veto.min_confidence <= 1.0,
+                "ssl.camera.veto.min_confidence",
+                "must be in [0, 1]",
+            ),
+            (
+                self.ssl.camera.veto.depth_tolerance >= 0,
+                "ssl.camera.veto.depth_tolerance",
+                "must be >= 0 metres",
+            ),
+            (
                 not self.ssl.camera.appearance.enabled or self.ssl.camera.stride % 4 == 0,
                 "ssl.camera.stride",
                 "must be a multiple of 4 with ssl.camera.appearance.enabled (the appearance net labels 4 x 4 "

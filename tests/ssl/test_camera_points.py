@@ -11,7 +11,12 @@ import torch
 from nerfseg.data.sample import IGNORE_INDEX, CameraFrame
 from nerfseg.geometry.rays import PixelGrid
 from nerfseg.geometry.transforms import make_transform
-from nerfseg.ssl.camera_points import camera_point_cells, camera_point_labels, grid_cells_of_pixels
+from nerfseg.ssl.camera_points import (
+    camera_point_cells,
+    camera_point_labels,
+    grid_cells_of_pixels,
+    veto_by_surface_points,
+)
 
 I = IGNORE_INDEX
 K = np.array([[100.0, 0, 50], [0, 100, 20], [0, 0, 1]])  # 100 x 40 image
@@ -124,3 +129,25 @@ def test_shape_mismatch_is_an_error():
         camera_point_labels(torch.zeros((1, 3)), CAMERA, grid, bad.long(), bad, bad, 0.3, 0.5)
     with pytest.raises(ValueError, match="camera_point_cells"):
         camera_point_cells(torch.zeros((1, 3)), CAMERA, grid, bad, bad, 0.3, 0.5)
+
+
+def test_veto_by_surface_points_hand_computed():
+    i = IGNORE_INDEX
+    labels = torch.tensor([[0, 1, 2], [3, i, 1]])
+    # point -> flat cell (-1: not a surface); the point's class probabilities over 4 classes
+    cells = torch.tensor([0, 1, 1, 2, 4, 5, -1, 3])
+    probs = torch.tensor([
+        [0.10, 0.90, 0.00, 0.00],  # cell 0 (label 0): sure of 1 -> veto
+        [0.00, 0.95, 0.05, 0.00],  # cell 1 (label 1): agrees
+        [0.00, 0.00, 0.50, 0.50],  # cell 1: disagrees but unsure -> no veto
+        [0.00, 0.00, 1.00, 0.00],  # cell 2 (label 2): agrees
+        [1.00, 0.00, 0.00, 0.00],  # cell 4 (no label): nothing to veto
+        [0.00, 0.00, 0.00, 0.80],  # cell 5 (label 1): sure of 3 -> veto
+        [0.00, 0.00, 0.00, 1.00],  # not a surface point: no veto
+        [0.00, 0.00, 0.00, 0.70],  # cell 3 (label 3): agrees
+    ])
+    assert veto_by_surface_points(labels, cells, probs, 0.8).tolist() == [[i, 1, 2], [3, i, i]]
+    assert veto_by_surface_points(labels, cells, probs, 0.5).tolist() == [[i, i, 2], [3, i, i]]
+    assert veto_by_surface_points(labels, cells, probs, 0.95).tolist() == [[0, 1, 2], [3, i, 1]]
+    with pytest.raises(ValueError, match="7 cells for 8 points"):
+        veto_by_surface_points(labels, cells[:7], probs, 0.8)

@@ -275,3 +275,43 @@ def test_the_appearance_gate_keeps_exactly_the_labels_its_class_agrees_with(sim_
     expected = torch.where(reference == c, reference, torch.full_like(reference, IGNORE_INDEX))
     assert torch.equal(labels, expected)
     assert 0.0 < metrics["appearance_kept"] < 1.0 or bool((given == c).all())
+
+
+def test_the_teacher_veto_keeps_exactly_the_route_labels_of_the_teachers_class(sim_ssl_root, one_thread):
+    """Composed path: teacher render -> fusion -> teacher veto -> point route. With a teacher point
+    classifier sure of class c everywhere and the veto's surface tolerance equal to the route's, every cell
+    whose surface carries a route label of another class is vetoed: the route keeps exactly the unvetoed
+    route's labels of class c."""
+    route = ("ssl.camera.points.weight=1.0",)
+    plain = _cfg(sim_ssl_root, Method.NERF, extra=route)
+    vetoed = _cfg(sim_ssl_root, Method.NERF, extra=(*route, "ssl.camera.veto.enabled=true",
+                                                     "ssl.camera.veto.min_confidence=0.5",
+                                                     "ssl.camera.veto.depth_tolerance=0.5"))
+    assert plain.ssl.camera.points.depth_tolerance == 0.5
+    num_classes = DatasetKind(plain.data.dataset).label_map.num_classes
+    source = open_split(plain, "train")
+    unlabeled = np.setdiff1d(np.arange(len(source)), labeled_indices(plain, source))
+    dataset = UnlabeledDataset(source, unlabeled, plain.augment, plain.train.seed, camera_inputs(plain))
+    batch = collate_unlabeled([dataset[(0, 0)]])
+    state = build_state(plain, num_classes, torch.device("cpu"))
+    reference, _ = _camera_step_point_labels(plain, state, batch, num_classes)
+    given = reference[reference != IGNORE_INDEX]
+    assert given.numel() > 0
+    c = int(torch.bincount(given).argmax())
+    assert bool((given != c).any())  # else the test shows nothing
+    with torch.no_grad():
+        last = state.teacher["model"].head.mlp[-1]
+        last.weight.zero_()
+        last.bias.zero_()
+        last.bias[c] = 10.0
+    labels, metrics = _camera_step_point_labels(vetoed, state, batch, num_classes)
+    expected = torch.where(reference == c, reference, torch.full_like(reference, IGNORE_INDEX))
+    assert torch.equal(labels, expected)
+    assert 0.0 < metrics["teacher_vetoed"] < 1.0
+    # below the teacher's confidence nothing is vetoed
+    unsure = _cfg(sim_ssl_root, Method.NERF, extra=(*route, "ssl.camera.veto.enabled=true",
+                                                     "ssl.camera.veto.min_confidence=1.0"))
+    with torch.no_grad():
+        last.bias[c] = 1.0
+    labels, metrics = _camera_step_point_labels(unsure, state, batch, num_classes)
+    assert torch.equal(labels, reference) and metrics["teacher_vetoed"] == 0.0

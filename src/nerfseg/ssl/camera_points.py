@@ -122,3 +122,35 @@ def camera_point_labels(
     cells = cells.to(pixel_labels.device)
     labels = pixel_labels.reshape(-1)[cells.clamp_min(0)]
     return torch.where(cells >= 0, labels, torch.full_like(labels, IGNORE_INDEX))
+
+
+def veto_by_surface_points(
+    pixel_labels: torch.Tensor,
+    cells: torch.Tensor,
+    point_probs: torch.Tensor,
+    min_confidence: float,
+) -> torch.Tensor:
+    """Drop the pixel pseudo-labels that a confident point classifier contradicts at the cell's surface.
+
+    Args:
+        pixel_labels: (H', W') int64 fused pseudo-labels on the reduced grid, IGNORE_INDEX where none.
+        cells: (N,) int64 flat cell whose rendered surface each point is, -1 where none
+            (:func:`camera_point_cells`).
+        point_probs: (N, C) float class probabilities of the same points (the teacher's point classifier).
+        min_confidence: a point vetoes only where its probabilities peak at >= this.
+    Returns:
+        (H', W') int64: ``pixel_labels`` with IGNORE_INDEX in every cell that holds a surface point whose
+        confident class differs from the cell's label; cells with no such point are unchanged.
+    """
+    if cells.shape[0] != point_probs.shape[0]:
+        raise ValueError(f"veto_by_surface_points: {cells.shape[0]} cells for {point_probs.shape[0]} points")
+    flat = pixel_labels.reshape(-1)
+    confidence, point_class = point_probs.to(flat.device).max(dim=1)
+    cells = cells.to(flat.device)
+    on_surface = cells >= 0
+    cell_label = flat[cells.clamp_min(0)]
+    vetoes = on_surface & (cell_label != IGNORE_INDEX) & (point_class != cell_label)
+    vetoes &= confidence >= min_confidence
+    vetoed = torch.zeros_like(flat, dtype=torch.bool)
+    vetoed[cells[vetoes]] = True
+    return torch.where(vetoed, torch.full_like(flat, IGNORE_INDEX), flat).view_as(pixel_labels)

@@ -18,6 +18,10 @@ With ``appearance.enabled`` a fused pixel label is kept only where the frozen ap
 (:mod:`nerfseg.ssl.appearance`), trained on the labeled scans' images, labels the same cell with the same
 class; the rest get no label (step 2b, before the sampler and the point route).
 
+With ``veto.enabled`` a fused pixel label is dropped where a LiDAR point of the teacher's view is the cell's
+rendered surface and the teacher's point classifier is sure of another class there (step 2a, before the
+appearance gate; :func:`nerfseg.ssl.camera_points.veto_by_surface_points`).
+
 With ``points.weight > 0`` the fused pixel labels also go to the teacher view's points whose distance agrees
 with the rendered surface of their cell (:mod:`nerfseg.ssl.camera_points`); the caller learns them with the
 point classifier.
@@ -33,7 +37,7 @@ from nerfseg.data.sample import IGNORE_INDEX
 from nerfseg.geometry.rays import PixelGrid, RayBundle, camera_ray_bundle, read_at_pixels
 from nerfseg.models.appearance import grid_probs
 from nerfseg.ssl.appearance import appearance_gate
-from nerfseg.ssl.camera_points import camera_point_labels
+from nerfseg.ssl.camera_points import camera_point_cells, camera_point_labels, veto_by_surface_points
 from nerfseg.ssl.config import CameraRaysConfig
 from nerfseg.ssl.fusion import fuse_pseudo_labels
 from nerfseg.ssl.ray_sampler import pixel_flat_index, sample_rays_with
@@ -118,7 +122,7 @@ def camera_render_loss(
         teacher_volume = teacher_head.build_volume(teacher_out)
     bundles: list[RayBundle] = []
     targets: list[torch.Tensor] = []
-    labeled_pixels = total_pixels = correct = scored = fused_pixels = 0
+    labeled_pixels = total_pixels = correct = scored = fused_pixels = vetoed_pixels = vetoable_pixels = 0
     view = unlabeled.teacher
     point_labels = None
     if cfg.points.weight > 0:
@@ -136,6 +140,15 @@ def camera_render_loss(
                 teacher_head, teacher_volume, camera, grid, pixels, scan, c, mask_ids, truth, cfg
             )
             labels, confidence = pseudo.labels, pseudo.confidence
+            if cfg.veto.enabled and not cfg.oracle:
+                rows = torch.nonzero(view.batch_index == scan).squeeze(1)
+                cells = camera_point_cells(view.points[rows, :3], camera, grid, pseudo.depth, pseudo.opacity,
+                                           cfg.veto.depth_tolerance, cfg.tau_opacity)
+                probs = torch.softmax(teacher_out.point_logits[rows].float(), dim=1)
+                before = int((labels != IGNORE_INDEX).sum())
+                labels = veto_by_surface_points(labels, cells, probs, cfg.veto.min_confidence)
+                vetoed_pixels += before - int((labels != IGNORE_INDEX).sum())
+                vetoable_pixels += before
             if cfg.appearance.enabled and not cfg.oracle:
                 fused_pixels += int((labels != IGNORE_INDEX).sum())
                 image = torch.as_tensor(unlabeled.images[scan][slot]).to(device)
@@ -167,6 +180,8 @@ def camera_render_loss(
     metrics = {"render_pseudo_coverage": labeled_pixels / max(total_pixels, 1)}
     if fused_pixels:
         metrics["appearance_kept"] = labeled_pixels / fused_pixels
+    if vetoable_pixels:
+        metrics["teacher_vetoed"] = vetoed_pixels / vetoable_pixels
     if scored:
         metrics["render_pseudo_accuracy"] = correct / scored
     if not bundles:

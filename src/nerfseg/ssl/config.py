@@ -122,6 +122,26 @@ class CameraPointsConfig:
 
 
 @dataclass
+class TeacherVetoConfig:
+    """The teacher's point classifier as a veto on the fused pixel pseudo-labels
+    (:func:`nerfseg.ssl.camera_points.veto_by_surface_points`). Masks and the coarse render swallow thin or
+    small objects (a traffic sign, a pole, a cyclist) into the class of what surrounds them; the rays of
+    those pixels then teach the object's voxels the wrong class. Where a LiDAR point IS a cell's rendered
+    surface and the teacher's point classifier is sure of another class there, the cell gets no pixel label.
+
+    Attributes:
+        enabled: apply the veto (render route, point route and sampler alike; before the appearance gate).
+        min_confidence: a surface point vetoes only where the teacher's point softmax peaks at >= this.
+        depth_tolerance: metres between a point's distance from the camera and its cell's rendered surface
+            for the point to be that surface.
+    """
+
+    enabled: bool = False
+    min_confidence: float = 0.9
+    depth_tolerance: float = 0.5
+
+
+@dataclass
 class AppearanceConfig:
     """A second, independent opinion on the camera pseudo-labels (:mod:`nerfseg.ssl.appearance`): a small
     2D net (:class:`nerfseg.models.appearance.AppearanceNet`) learns, before the first training step, to label
@@ -167,6 +187,7 @@ class CameraRaysConfig:
             instead of fused pseudo-labels (only where the dataset has it; never for real results).
         points: the point route (off by default).
         appearance: the appearance net's gate on the fused pseudo-labels (off by default).
+        veto: the teacher's point classifier's veto on the fused pseudo-labels (off by default).
     """
 
     stride: int = 4
@@ -178,6 +199,7 @@ class CameraRaysConfig:
     oracle: bool = False
     points: CameraPointsConfig = field(default_factory=CameraPointsConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    veto: TeacherVetoConfig = field(default_factory=TeacherVetoConfig)
 
 
 @dataclass
