@@ -120,9 +120,9 @@ def test_the_net_learns_a_class_that_only_colour_tells_apart(one_thread):
 
 
 def test_crops_span_whole_cells_where_the_image_size_is_not_a_multiple_of_4(one_thread):
-    """KITTI's images are 1242 x 375: the grid's last row and column of cells are partial. Every crop must
-    still be 4 x its cells in pixels (else the training batch cannot be stacked), the pixels inside the image
-    copied and the missing ones the image's last row / column."""
+    """KITTI's images are 1242 x 375: the grid's last row of cells is partial (94 cells span 376 rows). Every
+    crop must still be 4 x its cells in pixels (else the training batch cannot be stacked), the pixels inside
+    the image copied and the missing ones the image's last row."""
     h_px, w_px = 47, 62
     grid = PixelGrid(w_px, h_px, 4)
     image = torch.arange(h_px * w_px * 3).remainder(251).to(torch.uint8).view(h_px, w_px, 3)

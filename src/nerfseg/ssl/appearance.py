@@ -115,8 +115,8 @@ def new_appearance_net(num_classes: int, cfg: AppearanceConfig, seed: int,
 def _random_crop(image: torch.Tensor, target: torch.Tensor, height: int, width: int, gen: torch.Generator):
     """A random crop of (image, target) whose corner lies on the 4-pixel cell lattice, flipped left-right
     half the time; images smaller than the crop are taken whole. The image crop always spans whole cells
-    (``4 * ch`` x ``4 * cw`` pixels): where the image's last cells are partial (a height or width that is not
-    a multiple of 4, e.g. KITTI's 1242 x 375), its last row / column is repeated."""
+    (``4 * ch`` x ``4 * cw`` pixels): where the grid's last cells are partial (a side 3 more than a multiple
+    of 4, e.g. KITTI's 375 rows), the image's last row / column is repeated."""
     s = APPEARANCE_STRIDE
     h, w = target.shape
     ch, cw = min(height // s, h), min(width // s, w)
