@@ -146,8 +146,13 @@ def test_veto_by_surface_points_hand_computed():
         [0.00, 0.00, 0.00, 1.00],  # not a surface point: no veto
         [0.00, 0.00, 0.00, 0.70],  # cell 3 (label 3): agrees
     ])
-    assert veto_by_surface_points(labels, cells, probs, 0.8).tolist() == [[i, 1, 2], [3, i, i]]
-    assert veto_by_surface_points(labels, cells, probs, 0.5).tolist() == [[i, i, 2], [3, i, i]]
-    assert veto_by_surface_points(labels, cells, probs, 0.95).tolist() == [[0, 1, 2], [3, i, 1]]
-    with pytest.raises(ValueError, match="7 cells for 8 points"):
-        veto_by_surface_points(labels, cells[:7], probs, 0.8)
+    confidence, point_class = probs.max(dim=1)  # as the teacher's TeacherPoints hold them
+
+    def veto(threshold: float, cells=cells) -> list:
+        return veto_by_surface_points(labels, cells, point_class, confidence, threshold).tolist()
+
+    assert veto(0.8) == [[i, 1, 2], [3, i, i]]
+    assert veto(0.5) == [[i, i, 2], [3, i, i]]
+    assert veto(0.95) == [[0, 1, 2], [3, i, 1]]
+    with pytest.raises(ValueError, match="7 cells for 8 point classes"):
+        veto(0.8, cells[:7])

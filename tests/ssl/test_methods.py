@@ -240,7 +240,7 @@ def _camera_step_point_labels(cfg, state, unlabeled_batch, num_classes):
         teacher = teacher_points(models.teacher, unlabeled_batch.teacher)
         student = models.model(unlabeled_batch.student)
         generator = torch.Generator().manual_seed(0)
-        result = camera_render_loss(models, teacher.output, student, unlabeled_batch, cfg.ssl.camera,
+        result = camera_render_loss(models, teacher, student, unlabeled_batch, cfg.ssl.camera,
                                     num_classes, generator)
     return result.point_labels, result.metrics
 

@@ -127,7 +127,8 @@ def camera_point_labels(
 def veto_by_surface_points(
     pixel_labels: torch.Tensor,
     cells: torch.Tensor,
-    point_probs: torch.Tensor,
+    point_class: torch.Tensor,
+    point_confidence: torch.Tensor,
     min_confidence: float,
 ) -> torch.Tensor:
     """Drop the pixel pseudo-labels that a confident point classifier contradicts at the cell's surface.
@@ -136,21 +137,23 @@ def veto_by_surface_points(
         pixel_labels: (H', W') int64 fused pseudo-labels on the reduced grid, IGNORE_INDEX where none.
         cells: (N,) int64 flat cell whose rendered surface each point is, -1 where none
             (:func:`camera_point_cells`).
-        point_probs: (N, C) float class probabilities of the same points (the teacher's point classifier).
-        min_confidence: a point vetoes only where its probabilities peak at >= this.
+        point_class / point_confidence: (N,) int64 argmax class and (N,) float its probability, of the same
+            points (the teacher's point classifier, :class:`nerfseg.ssl.methods.TeacherPoints`).
+        min_confidence: a point vetoes only where its confidence is >= this.
     Returns:
         (H', W') int64: ``pixel_labels`` with IGNORE_INDEX in every cell that holds a surface point whose
         confident class differs from the cell's label; cells with no such point are unchanged.
     """
-    if cells.shape[0] != point_probs.shape[0]:
-        raise ValueError(f"veto_by_surface_points: {cells.shape[0]} cells for {point_probs.shape[0]} points")
+    if not cells.shape[0] == point_class.shape[0] == point_confidence.shape[0]:
+        raise ValueError(f"veto_by_surface_points: {cells.shape[0]} cells for {point_class.shape[0]} point "
+                         f"classes and {point_confidence.shape[0]} confidences")
     flat = pixel_labels.reshape(-1)
-    confidence, point_class = point_probs.to(flat.device).max(dim=1)
+    point_class = point_class.to(flat.device)
     cells = cells.to(flat.device)
     on_surface = cells >= 0
     cell_label = flat[cells.clamp_min(0)]
     vetoes = on_surface & (cell_label != IGNORE_INDEX) & (point_class != cell_label)
-    vetoes &= confidence >= min_confidence
+    vetoes &= point_confidence.to(flat.device) >= min_confidence
     vetoed = torch.zeros_like(flat, dtype=torch.bool)
     vetoed[cells[vetoes]] = True
     return torch.where(vetoed, torch.full_like(flat, IGNORE_INDEX), flat).view_as(pixel_labels)

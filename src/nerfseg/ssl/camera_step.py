@@ -108,18 +108,19 @@ def camera_pseudo_labels(
 
 
 def camera_render_loss(
-    models, teacher_out, student_out, unlabeled, cfg: CameraRaysConfig, num_classes: int,
+    models, teacher, student_out, unlabeled, cfg: CameraRaysConfig, num_classes: int,
     generator: torch.Generator, student_volume=None,
 ) -> CameraLoss:
     """Cross-entropy of the student's rendered rays against fused pseudo-labels, over the batch's chosen
     cameras; returns the loss, the metrics (rays drawn, pseudo-label coverage / accuracy against the
     ground-truth images where the dataset has them) and, with ``cfg.points.weight > 0``, the point route's
-    labels of the teacher view's points. ``student_volume``: the student head's volume of ``student_out``
-    when the caller already built it."""
+    labels of the teacher view's points. ``teacher``: the teacher's predictions on the teacher view
+    (:class:`nerfseg.ssl.methods.TeacherPoints`: its output renders, its point classes veto).
+    ``student_volume``: the student head's volume of ``student_out`` when the caller already built it."""
     device = student_out.point_logits.device
     teacher_head = models.teacher["head"]
     with torch.no_grad():
-        teacher_volume = teacher_head.build_volume(teacher_out)
+        teacher_volume = teacher_head.build_volume(teacher.output)
     bundles: list[RayBundle] = []
     targets: list[torch.Tensor] = []
     labeled_pixels = total_pixels = correct = scored = fused_pixels = vetoed_pixels = vetoable_pixels = 0
@@ -140,13 +141,16 @@ def camera_render_loss(
                 teacher_head, teacher_volume, camera, grid, pixels, scan, c, mask_ids, truth, cfg
             )
             labels, confidence = pseudo.labels, pseudo.confidence
+            rows = None
+            if (cfg.veto.enabled and not cfg.oracle) or point_labels is not None:
+                rows = torch.nonzero(view.batch_index == scan).squeeze(1)  # the scan's points in the view
             if cfg.veto.enabled and not cfg.oracle:
-                rows = torch.nonzero(view.batch_index == scan).squeeze(1)
                 cells = camera_point_cells(view.points[rows, :3], camera, grid, pseudo.depth, pseudo.opacity,
                                            cfg.veto.depth_tolerance, cfg.tau_opacity)
-                probs = torch.softmax(teacher_out.point_logits[rows].float(), dim=1)
                 before = int((labels != IGNORE_INDEX).sum())
-                labels = veto_by_surface_points(labels, cells, probs, cfg.veto.min_confidence)
+                labels = veto_by_surface_points(
+                    labels, cells, teacher.classes[rows], teacher.confidence[rows], cfg.veto.min_confidence
+                )
                 vetoed_pixels += before - int((labels != IGNORE_INDEX).sum())
                 vetoable_pixels += before
             if cfg.appearance.enabled and not cfg.oracle:
@@ -155,7 +159,6 @@ def camera_render_loss(
                 with torch.no_grad():
                     labels = appearance_gate(labels, grid_probs(models.appearance, image, grid))
             if point_labels is not None:
-                rows = torch.nonzero(view.batch_index == scan).squeeze(1)
                 found = camera_point_labels(
                     view.points[rows, :3], camera, grid, labels, pseudo.depth, pseudo.opacity,
                     cfg.points.depth_tolerance, cfg.tau_opacity,

@@ -218,7 +218,7 @@ def _unlabeled_terms(
         from nerfseg.ssl.camera_step import camera_render_loss
 
         camera = camera_render_loss(
-            models, teacher.output, student, unlabeled, ssl.camera, num_classes, generator, student_volume
+            models, teacher, student, unlabeled, ssl.camera, num_classes, generator, student_volume
         )
         terms["render"] = ramp * ssl.camera.weight * camera.loss
         metrics.update(camera.metrics)
